@@ -1,0 +1,1 @@
+"""Evergraph flows package (filled by later work)."""

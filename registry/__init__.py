@@ -1,0 +1,1 @@
+"""Evergraph registry package (filled by later work)."""

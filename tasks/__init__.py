@@ -1,0 +1,1 @@
+"""Evergraph tasks package (filled by later work)."""
