@@ -1,0 +1,31 @@
+# Evergraph: `make demo` runs the main job on the embedded defaults, `make test` runs the test suite.
+# Both create .venv and install the project (CPU torch, faiss-cpu) when it is missing or pyproject changed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOME_DIR ?= .evergraph
+PIP := $(BIN)/python -m pip install --quiet -c constraints.txt
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[cpu,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/evergraph example --out $(HOME_DIR)/example-data
+	$(BIN)/evergraph train --data $(HOME_DIR)/example-data --out $(HOME_DIR)/runs/demo-lkge --strategy lkge --model transe
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/lifelong.py
+
+clean:
+	rm -rf $(HOME_DIR) .pytest_cache

@@ -1,0 +1,38 @@
+"""Atomic file writes: write a temporary file beside the target, then ``os.replace`` it into place.
+
+A reader (or a restarted run) sees either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _replace(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    _replace(path, lambda h: h.write((json.dumps(data, indent=2) + "\n").encode()))
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` atomically."""
+    _replace(path, lambda h: torch.save(obj, h))

@@ -1,0 +1,69 @@
+"""Configuration as pydantic models. Every field has a documented default, so ablations are one flag away."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Config):
+    """The embedding model."""
+
+    name: str = Field("transe", description="interaction, by name: transe | rotate")
+    dim: int = Field(200, gt=0, description="embedding dimension (RotatE stores 2*dim floats per entity)")
+
+
+class TrainConfig(_Config):
+    """Mini-batch training with negative sampling, Adam and early stopping on validation MRR."""
+
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    batch_size: int = Field(2048, gt=0, description="positive triples per batch (inverse triples included)")
+    num_negatives: int = Field(10, gt=0, description="corrupted tails per positive")
+    margin: float = Field(8.0, gt=0, description="gamma in the loss -log s(gamma - d+) - sum w log s(d- - gamma)")
+    adversarial_temperature: float = Field(
+        1.0, ge=0, description="self-adversarial weighting of negatives (0 = uniform weights)"
+    )
+    max_epochs: int = Field(200, gt=0, description="epochs per snapshot at most")
+    eval_every: int = Field(5, gt=0, description="validate (filtered MRR on valid.txt) every N epochs")
+    patience: int = Field(3, ge=1, description="stop after this many validations without improvement")
+    checkpoint_every: int = Field(10, gt=0, description="write a resumable checkpoint every N epochs")
+    seed: int = Field(0, description="seeds torch; CPU runs with the same seed are repeatable")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
+    eval_block_size: int = Field(2048, gt=0, description="queries scored at once during evaluation")
+
+
+class LKGEConfig(_Config):
+    """The LKGE strategy (Cui et al., AAAI 2023): masked autoencoder, transfer and regularisation."""
+
+    reconstruction_weight: float = Field(0.1, ge=0, description="weight of the masked-autoencoder loss")
+    regularization_weight: float = Field(0.01, ge=0, description="weight of the embedding regularisation")
+    transfer: bool = Field(True, description="initialise new entities/relations from known neighbours")
+    reconstruct_relations: bool = Field(True, description="also reconstruct relations from their edges")
+    mae_entities_per_batch: int = Field(
+        1024, gt=0, description="entities of a batch whose neighbourhood reconstruction is trained per step"
+    )
+    mae_neighbours: int = Field(16, gt=0, description="neighbours sampled (with replacement) per entity per step")
+    transfer_rounds: int = Field(3, ge=1, description="hops new entities may be reached through other new ones")
+
+
+class RunConfig(_Config):
+    """One lifelong run over a stream of snapshots."""
+
+    strategy: str = Field("lkge", description="retrain | finetune | lkge")
+    protocol: str = Field("all-entities", description="evaluation protocol: all-entities | lkge-paper")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    lkge: LKGEConfig = Field(default_factory=LKGEConfig)
+
+    def checksum(self) -> str:
+        """sha256 of everything that changes results (the device does not)."""
+        data = self.model_dump()
+        data["train"].pop("device")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

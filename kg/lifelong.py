@@ -1,0 +1,270 @@
+"""A lifelong run: ingest every snapshot, learn them in order with a strategy, evaluate after each.
+
+Everything lands in one run directory ``OUT``::
+
+    OUT/config.json                 the RunConfig (a different config for the same OUT is refused)
+    OUT/vocab/entities.tsv          append-only vocabularies (``id<TAB>label``), as of the last finished snapshot
+    OUT/vocab/relations.tsv
+    OUT/checkpoints/snapshot-N.pt   model + strategy state after snapshot N (``weights_only`` loadable)
+    OUT/checkpoints/in-progress.pt  periodic checkpoint inside the snapshot being trained
+    OUT/metrics.json                one entry per finished snapshot
+
+Starting the same command again with the same ``OUT`` resumes: finished snapshots are kept, a snapshot cut
+short continues from its last periodic checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from kg.ingest import GrowingKG
+from kg.vocab import Vocabulary
+
+from kg.atomic import save_torch, write_json
+from kg.config import RunConfig
+from kg.errors import CheckpointError
+from kg.evaluation import evaluate_split, evaluate_stream
+from kg.model import KGEModel
+from kg.strategies import SnapshotContext, Strategy, get_strategy
+from kg.training import resolve_device, train_snapshot
+
+logger = logging.getLogger(__name__)
+
+IN_PROGRESS = "in-progress.pt"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class RunPaths:
+    out: Path
+
+    @property
+    def config(self) -> Path:
+        return self.out / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.out / "metrics.json"
+
+    @property
+    def vocab(self) -> Path:
+        return self.out / "vocab"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out / "checkpoints"
+
+    def snapshot_checkpoint(self, index: int) -> Path:
+        return self.checkpoints / f"snapshot-{index}.pt"
+
+    @property
+    def in_progress(self) -> Path:
+        return self.checkpoints / IN_PROGRESS
+
+
+def _check_config(paths: RunPaths, config: RunConfig, data: Path) -> None:
+    if not paths.config.exists():
+        write_json(paths.config, {"data": str(data.resolve()), "checksum": config.checksum(), **config.model_dump()})
+        return
+    stored = json.loads(paths.config.read_text())
+    if stored.get("checksum") != config.checksum():
+        raise CheckpointError(
+            f"{paths.out} holds a run made with a different configuration (strategy, model or training options "
+            "differ); use a new --out, or repeat the original options to resume it"
+        )
+
+
+def _check_vocab(paths: RunPaths, kg: GrowingKG) -> None:
+    for name, vocab in (("entities", kg.entities), ("relations", kg.relations)):
+        file = paths.vocab / f"{name}.tsv"
+        if not file.exists():
+            continue
+        saved = Vocabulary.load(file)
+        if not saved.is_prefix_of(vocab):
+            raise CheckpointError(
+                f"{file}: the data no longer gives the ids this run stored (history is append-only); "
+                "restore the original snapshots or start a new --out"
+            )
+
+
+def _save_vocab(paths: RunPaths, kg: GrowingKG, snapshot_index: int) -> None:
+    snap = kg.snapshots[snapshot_index]
+    Vocabulary(kg.entities.labels[: snap.num_entities]).save(paths.vocab / "entities.tsv")
+    Vocabulary(kg.relations.labels[: snap.num_relations]).save(paths.vocab / "relations.tsv")
+
+
+def load_model_checkpoint(path: Path, *, device: torch.device | str = "cpu") -> tuple[KGEModel, dict[str, Any]]:
+    """Load a snapshot checkpoint (``weights_only=True``); returns the model and the whole checkpoint dict."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    model = KGEModel(
+        interaction=state["model_name"],
+        num_entities=state["model"]["entity"].shape[0],
+        num_relations=state["model"]["relation"].shape[0] // 2,
+        dim=state["dim"],
+    ).to(device)
+    model.load_state_dict(state["model"])
+    return model, state
+
+
+class LifelongRun:
+    """One run directory; :meth:`run` learns every snapshot not finished yet."""
+
+    def __init__(self, *, data: Path | str, out: Path | str, config: RunConfig, show_progress: bool = True) -> None:
+        self.data = Path(data)
+        self.paths = RunPaths(Path(out))
+        self.config = config
+        self.show_progress = show_progress
+
+    def _metrics(self) -> dict[str, Any]:
+        if self.paths.metrics.exists():
+            return json.loads(self.paths.metrics.read_text())
+        return {
+            "strategy": self.config.strategy,
+            "model": self.config.model.name,
+            "protocol": self.config.protocol,
+            "snapshots": [],
+        }
+
+    def run(self, *, upto: int | None = None) -> dict[str, Any]:
+        """Learn snapshots up to ``upto`` (all by default); returns the metrics dict (also in metrics.json)."""
+        cfg = self.config
+        self.paths.out.mkdir(parents=True, exist_ok=True)
+        _check_config(self.paths, cfg, self.data)
+        kg = GrowingKG.load(self.data, upto=upto)
+        _check_vocab(self.paths, kg)
+        metrics = self._metrics()
+        done = metrics["snapshots"]
+        for entry in done:
+            if entry["snapshot"] < len(kg.snapshots):
+                if entry["content_hash"] != kg.snapshots[entry["snapshot"]].content_hash:
+                    raise CheckpointError(
+                        f"snapshot {entry['snapshot']} in {self.data} changed since this run learned it "
+                        "(history is append-only); restore it or start a new --out"
+                    )
+
+        device = resolve_device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        generator = torch.Generator().manual_seed(cfg.train.seed)
+        strategy = get_strategy(cfg)
+        model: KGEModel | None = None
+        if done:
+            model, state = load_model_checkpoint(self.paths.snapshot_checkpoint(len(done) - 1), device=device)
+            strategy.load_state_dict(state["strategy"])
+            generator.set_state(state["generator"])
+            logger.info("resuming %s after snapshot %d", self.paths.out, len(done) - 1)
+
+        for index in range(len(done), len(kg.snapshots)):
+            model = self._learn(kg, index, model, strategy, device, generator, metrics)
+        return metrics
+
+    def _learn(
+        self,
+        kg: GrowingKG,
+        index: int,
+        model: KGEModel | None,
+        strategy: Strategy,
+        device: torch.device,
+        generator: torch.Generator,
+        metrics: dict[str, Any],
+    ) -> KGEModel:
+        cfg = self.config
+        ctx = SnapshotContext(kg=kg, index=index, device=device, generator=generator)
+        model = strategy.prepare(model, ctx)
+        resume = None
+        if self.paths.in_progress.exists():
+            state = torch.load(self.paths.in_progress, map_location=device, weights_only=True)
+            if state.get("snapshot") == index and state.get("checksum") == cfg.checksum():
+                resume = state
+            else:
+                logger.warning("ignoring a stale %s", self.paths.in_progress)
+
+        def validate(m: KGEModel) -> float:
+            return evaluate_split(
+                score_fn=m.score_fn(),
+                snapshots=kg.snapshots,
+                upto=index,
+                target=index,
+                protocol=cfg.protocol,
+                split="valid",
+                block_size=cfg.train.eval_block_size,
+            ).mrr
+
+        def checkpoint(state: dict[str, Any]) -> None:
+            save_torch(self.paths.in_progress, {**state, "snapshot": index, "checksum": cfg.checksum()})
+
+        outcome = train_snapshot(
+            model=model,
+            strategy=strategy,
+            ctx=ctx,
+            config=cfg.train,
+            validate=validate,
+            checkpoint=checkpoint,
+            resume=resume,
+            show_progress=self.show_progress,
+        )
+        strategy.finish(model, ctx)
+
+        started = time.perf_counter()
+        with torch.inference_mode():
+            result = evaluate_stream(
+                score_fn=model.score_fn(),
+                snapshots=kg.snapshots,
+                upto=index,
+                protocol=cfg.protocol,
+                block_size=cfg.train.eval_block_size,
+            )
+        eval_seconds = time.perf_counter() - started
+
+        snap = kg.snapshots[index]
+        table = result.to_dict()
+        entry = {
+            "snapshot": index,
+            "epochs": outcome.epochs,
+            "best_epoch": outcome.best_epoch,
+            "valid_mrr": outcome.best_valid_mrr,
+            "train_seconds": round(outcome.seconds, 3),
+            "eval_seconds": round(eval_seconds, 3),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "num_entities": snap.num_entities,
+            "num_relations": snap.num_relations,
+            "train_facts": int(strategy.training_triples(ctx).shape[0]),
+            "content_hash": snap.content_hash,
+            "ingest": snap.report.to_dict(),
+            **({"transfer": ctx.info["transfer"]} if "transfer" in ctx.info else {}),
+            "stream": table["stream"],
+            "per_test_set": table["per_test_set"],
+        }
+        save_torch(
+            self.paths.snapshot_checkpoint(index),
+            {
+                "model": model.state_dict(),
+                "model_name": cfg.model.name,
+                "dim": cfg.model.dim,
+                "strategy": strategy.state_dict(),
+                "generator": generator.get_state(),
+                "snapshot": index,
+            },
+        )
+        _save_vocab(self.paths, kg, index)
+        metrics["snapshots"].append(entry)
+        write_json(self.paths.metrics, metrics)
+        self.paths.in_progress.unlink(missing_ok=True)
+        logger.info(
+            "snapshot %d: %d epochs in %.1fs, stream MRR %.4f",
+            index,
+            outcome.epochs,
+            outcome.seconds,
+            table["stream"]["mrr"],
+        )
+        return model

@@ -1,0 +1,246 @@
+"""Lifelong strategies behind one interface, chosen by name: ``retrain``, ``finetune``, ``lkge``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from kg.autoencoder import (
+    NeighbourhoodGraph,
+    reconstruct_relations,
+    sample_entity_reconstruction,
+    transfer_embeddings,
+)
+from kg.config import RunConfig
+from kg.model import KGEModel
+from kg.resolver import Registry
+from kg.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+
+
+class SnapshotSource(Protocol):
+    """What a strategy needs of the growing graph (``kg.ingest.GrowingKG`` is one)."""
+
+    snapshots: list[Snapshot]
+
+    def train_facts(self, upto: int) -> torch.Tensor: ...
+
+
+@dataclass
+class SnapshotContext:
+    """The snapshot being learned: ``index`` into ``kg.snapshots``."""
+
+    kg: SnapshotSource
+    index: int
+    device: torch.device
+    generator: torch.Generator
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.kg.snapshots[self.index]
+
+
+class Strategy:
+    """How a model moves from one snapshot to the next.
+
+    ``prepare`` returns the model to train on snapshot ``ctx.index`` (grown, re-initialised or transferred),
+    ``training_triples`` the base-id facts it trains on, ``extra_loss`` anything added to the link-prediction
+    loss of a batch, and ``finish`` runs once the snapshot's training is done. ``state_dict`` holds what must
+    survive a restart.
+    """
+
+    name: str = ""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+
+    def new_model(self, ctx: SnapshotContext) -> KGEModel:
+        snap = ctx.snapshot
+        return KGEModel(
+            interaction=self.config.model.name,
+            num_entities=snap.num_entities,
+            num_relations=snap.num_relations,
+            dim=self.config.model.dim,
+            generator=ctx.generator,
+        ).to(ctx.device)
+
+    def prepare(self, model: KGEModel | None, ctx: SnapshotContext) -> KGEModel:
+        if model is None:
+            return self.new_model(ctx)
+        model.grow(
+            num_entities=ctx.snapshot.num_entities,
+            num_relations=ctx.snapshot.num_relations,
+            generator=ctx.generator,
+        )
+        return model
+
+    def training_triples(self, ctx: SnapshotContext) -> torch.Tensor:
+        return ctx.snapshot.train
+
+    def extra_loss(self, model: KGEModel, batch: torch.Tensor, ctx: SnapshotContext) -> torch.Tensor | None:
+        return None
+
+    def finish(self, model: KGEModel, ctx: SnapshotContext) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+
+
+@STRATEGIES.register("retrain")
+class Retrain(Strategy):
+    """From scratch on all facts so far, every snapshot: the cost/quality reference."""
+
+    name = "retrain"
+
+    def prepare(self, model: KGEModel | None, ctx: SnapshotContext) -> KGEModel:
+        return self.new_model(ctx)
+
+    def training_triples(self, ctx: SnapshotContext) -> torch.Tensor:
+        return ctx.kg.train_facts(ctx.index)
+
+
+@STRATEGIES.register("finetune")
+class Finetune(Strategy):
+    """Continue on the new facts only, nothing against forgetting (new rows random): the lower reference."""
+
+    name = "finetune"
+
+
+@STRATEGIES.register("lkge")
+class LKGE(Strategy):
+    """LKGE (Cui et al., AAAI 2023): train on new facts with a masked-autoencoder reconstruction loss,
+    initialise new entities/relations by transfer from known neighbours, and regularise old embeddings in
+    proportion to how much each has been learned.
+
+    Loss of a batch = link prediction
+      + ``reconstruction_weight`` * (mean ||e - MAE(e)||^2 over sampled batch entities
+                                    + mean ||r - MAE(r)||^2 over the batch's relations)
+      + ``regularization_weight`` * sum_x w_x ||x - x_old||^2 over old entities and relations,
+    where ``w_x`` is the number of training facts ``x`` has been trained on in earlier snapshots, divided by
+    its mean (so the weight's scale does not depend on the dataset size).
+    """
+
+    name = "lkge"
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__(config)
+        self.old_entity: torch.Tensor | None = None
+        self.old_relation: torch.Tensor | None = None
+        self.entity_weight: torch.Tensor | None = None  # learned amount, raw counts
+        self.relation_weight: torch.Tensor | None = None
+        self._graph: NeighbourhoodGraph | None = None
+        self._reg: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def prepare(self, model: KGEModel | None, ctx: SnapshotContext) -> KGEModel:
+        cfg = self.config.lkge
+        snap = ctx.snapshot
+        if model is None:
+            model = self.new_model(ctx)
+        elif cfg.transfer:
+            ctx.info["transfer"] = transfer_embeddings(
+                model,
+                triples=ctx.kg.train_facts(ctx.index),
+                num_entities=snap.num_entities,
+                num_relations=snap.num_relations,
+                rounds=cfg.transfer_rounds,
+                generator=ctx.generator,
+            )
+            logger.info("snapshot %d transfer: %s", ctx.index, ctx.info["transfer"])
+        else:
+            model = super().prepare(model, ctx)
+        self._graph = NeighbourhoodGraph.from_triples(ctx.kg.train_facts(ctx.index), num_entities=snap.num_entities).to(
+            ctx.device
+        )
+        self._reg = None
+        if self.old_entity is not None and self.old_relation is not None:
+            self.old_entity, self.old_relation = self.old_entity.to(ctx.device), self.old_relation.to(ctx.device)
+        if self.old_entity is not None and self.entity_weight is not None and self.relation_weight is not None:
+            ew, rw = self.entity_weight.to(ctx.device), self.relation_weight.to(ctx.device)
+            self._reg = (ew / ew[ew > 0].mean().clamp(min=1e-12), rw / rw[rw > 0].mean().clamp(min=1e-12))
+        return model
+
+    def extra_loss(self, model: KGEModel, batch: torch.Tensor, ctx: SnapshotContext) -> torch.Tensor | None:
+        cfg = self.config.lkge
+        loss = torch.zeros((), device=batch.device)
+        if cfg.reconstruction_weight > 0 and self._graph is not None:
+            loss = loss + cfg.reconstruction_weight * self._reconstruction_loss(model, batch, ctx)
+        if cfg.regularization_weight > 0 and self._reg is not None:
+            loss = loss + cfg.regularization_weight * self._regularization_loss(model)
+        return loss
+
+    def _reconstruction_loss(self, model: KGEModel, batch: torch.Tensor, ctx: SnapshotContext) -> torch.Tensor:
+        cfg = self.config.lkge
+        assert self._graph is not None
+        nodes = torch.unique(batch[:, [0, 2]])
+        if nodes.shape[0] > cfg.mae_entities_per_batch:
+            pick = torch.randperm(nodes.shape[0], generator=ctx.generator)[: cfg.mae_entities_per_batch]
+            nodes = nodes[pick.to(nodes.device)]
+        nodes, rebuilt = sample_entity_reconstruction(
+            model, self._graph, nodes, neighbours=cfg.mae_neighbours, generator=ctx.generator
+        )
+        loss = (model.entity_rows(nodes) - rebuilt).pow(2).sum(1).mean()
+        if cfg.reconstruct_relations:
+            rows = model.relation.shape[0]
+            rebuilt_r, counts = reconstruct_relations(model.entity, rows, batch, model.interaction)
+            seen = counts > 0
+            loss = loss + model.interaction.relation_gap(model.relation[seen], rebuilt_r[seen]).mean()
+        return loss
+
+    def _regularization_loss(self, model: KGEModel) -> torch.Tensor:
+        assert self._reg is not None and self.old_entity is not None and self.old_relation is not None
+        ew, rw = self._reg
+        n, m = self.old_entity.shape[0], self.old_relation.shape[0]
+        drift_e = (model.entity[:n] - self.old_entity).pow(2).sum(1)
+        drift_r = (model.relation[:m] - self.old_relation).pow(2).sum(1)
+        return (ew * drift_e).sum() + (rw * drift_r).sum()
+
+    @torch.no_grad()
+    def finish(self, model: KGEModel, ctx: SnapshotContext) -> None:
+        """Remember the embeddings just learned and add this snapshot's training counts to the weights."""
+        self.old_entity = model.entity.detach().clone()
+        self.old_relation = model.relation.detach().clone()
+        facts = self.training_triples(ctx)
+        ent = torch.bincount(facts[:, [0, 2]].reshape(-1), minlength=model.num_entities).float()
+        rel = torch.bincount(facts[:, 1], minlength=model.num_relations).float().repeat_interleave(2)
+        self.entity_weight = _grow(self.entity_weight, ent)
+        self.relation_weight = _grow(self.relation_weight, rel)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "old_entity": self.old_entity,
+            "old_relation": self.old_relation,
+            "entity_weight": self.entity_weight,
+            "relation_weight": self.relation_weight,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.old_entity = state.get("old_entity")
+        self.old_relation = state.get("old_relation")
+        self.entity_weight = state.get("entity_weight")
+        self.relation_weight = state.get("relation_weight")
+
+
+def _grow(weight: torch.Tensor | None, add: torch.Tensor) -> torch.Tensor:
+    add = add.cpu()
+    if weight is None:
+        return add
+    out = add.clone()
+    out[: weight.shape[0]] += weight
+    return out
+
+
+def get_strategy(config: RunConfig) -> Strategy:
+    """The strategy named by ``config.strategy``."""
+    return STRATEGIES.get(config.strategy)(config)

@@ -1,0 +1,193 @@
+"""Training of one snapshot: mini-batches, negative sampling, Adam, early stopping on validation MRR."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from kg.config import TrainConfig
+from kg.model import KGEModel, doubled_triples
+from kg.strategies import SnapshotContext, Strategy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOutcome:
+    """What training one snapshot did. ``epochs`` counts epochs run; the model holds the best epoch's weights."""
+
+    epochs: int
+    best_epoch: int
+    best_valid_mrr: float
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device; use --device auto or cpu")
+    return torch.device(name)
+
+
+def make_optimizer(model: KGEModel, lr: float) -> torch.optim.Optimizer:
+    """Adam, fused where this torch supports it on the model's device (much less work per step)."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
+def link_prediction_loss(
+    model: KGEModel,
+    batch: torch.Tensor,
+    negatives: torch.Tensor,
+    *,
+    margin: float,
+    temperature: float,
+) -> torch.Tensor:
+    """Self-adversarial negative-sampling loss (Sun et al. 2019) with tail corruption.
+
+    ``-log s(margin - d(h,r,t)) - sum_i p_i log s(d(h,r,t'_i) - margin)``, ``p = softmax(temperature * -d')``
+    (detached); inverse triples make tail corruption cover both directions.
+    """
+    h, r, t = batch.unbind(1)
+    q = model.interaction.query(model.entity_rows(h), model.relation_rows(r))
+    positive = torch.linalg.vector_norm(q - model.entity_rows(t), dim=-1)
+    negative = torch.linalg.vector_norm(q.unsqueeze(1) - model.entity_rows(negatives), dim=-1)
+    if temperature > 0:
+        weights = torch.softmax(-temperature * negative.detach(), dim=1)
+    else:
+        weights = torch.full_like(negative, 1.0 / negative.shape[1])
+    positive_loss = -F.logsigmoid(margin - positive).mean()
+    negative_loss = -(weights * F.logsigmoid(negative - margin)).sum(1).mean()
+    return (positive_loss + negative_loss) / 2
+
+
+def train_snapshot(
+    *,
+    model: KGEModel,
+    strategy: Strategy,
+    ctx: SnapshotContext,
+    config: TrainConfig,
+    validate: Callable[[KGEModel], float],
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    resume: dict[str, Any] | None = None,
+    show_progress: bool = True,
+) -> TrainOutcome:
+    """Train ``model`` on the strategy's facts for ``ctx.index``; stop early when validation MRR (every
+    ``eval_every`` epochs) has not improved ``patience`` times; restore the best weights.
+
+    ``checkpoint(state)`` is called every ``checkpoint_every`` epochs with everything needed to continue;
+    passing that state back as ``resume`` continues where it stopped.
+    """
+    device = ctx.device
+    triples = doubled_triples(strategy.training_triples(ctx)).to(device)
+    num_entities = model.num_entities
+    optimizer = make_optimizer(model, config.lr)
+    start_epoch, best_mrr, best_epoch, bad, history = 0, -1.0, 0, 0, []
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    spent = 0.0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        start_epoch, best_mrr, best_epoch, bad = (
+            resume["epoch"],
+            resume["best_mrr"],
+            resume["best_epoch"],
+            resume["bad"],
+        )
+        history, best_state, spent = resume["history"], resume["best_state"], resume["seconds"]
+        ctx.generator.set_state(resume["generator"])
+        logger.info("snapshot %d: resuming at epoch %d", ctx.index, start_epoch)
+
+    started = time.perf_counter() - spent
+    n, bs, k = triples.shape[0], config.batch_size, config.num_negatives
+    progress = Progress(
+        TextColumn("[bold]snapshot {task.fields[snapshot]}"),
+        BarColumn(),
+        TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f} valid MRR {task.fields[mrr]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+        transient=True,
+    )
+    epoch = start_epoch
+    with progress:
+        task = progress.add_task(
+            "train",
+            total=config.max_epochs,
+            completed=start_epoch,
+            snapshot=ctx.index,
+            loss=0.0,
+            mrr=max(best_mrr, 0.0),
+        )
+        while epoch < config.max_epochs:
+            model.train()
+            order = torch.randperm(n, generator=ctx.generator).to(device)
+            total = 0.0
+            for start in range(0, n, bs):
+                batch = triples[order[start : start + bs]]
+                negatives = torch.randint(num_entities, (batch.shape[0], k), generator=ctx.generator).to(device)
+                loss = link_prediction_loss(
+                    model, batch, negatives, margin=config.margin, temperature=config.adversarial_temperature
+                )
+                extra = strategy.extra_loss(model, batch, ctx)
+                if extra is not None:
+                    loss = loss + extra
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * batch.shape[0]
+            epoch += 1
+            record: dict[str, float] = {"epoch": epoch, "loss": total / max(n, 1)}
+            stop = False
+            if epoch % config.eval_every == 0 or epoch == config.max_epochs:
+                model.eval()
+                mrr = validate(model)
+                record["valid_mrr"] = mrr
+                if mrr > best_mrr:
+                    best_mrr, best_epoch, bad = mrr, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    bad += 1
+                    stop = bad >= config.patience
+                logger.debug("snapshot %d epoch %d loss %.4f valid MRR %.4f", ctx.index, epoch, record["loss"], mrr)
+            history.append(record)
+            progress.update(task, completed=epoch, loss=record["loss"], mrr=max(best_mrr, 0.0))
+            if stop:
+                break
+            if checkpoint is not None and epoch % config.checkpoint_every == 0:
+                checkpoint(
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "best_mrr": best_mrr,
+                        "best_epoch": best_epoch,
+                        "bad": bad,
+                        "history": history,
+                        "best_state": best_state,
+                        "seconds": time.perf_counter() - started,
+                        "generator": ctx.generator.get_state(),
+                    }
+                )
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainOutcome(
+        epochs=epoch,
+        best_epoch=best_epoch,
+        best_valid_mrr=best_mrr,
+        seconds=time.perf_counter() - started,
+        history=history,
+    )
