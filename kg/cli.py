@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
@@ -17,7 +18,7 @@ from rich.table import Table
 from kg.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
 from kg.errors import EvergraphError
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)
 logger = logging.getLogger("kg")
 
 
@@ -25,12 +26,13 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
     """One row per snapshot: stream metrics after it, MRR of every test set seen so far, timings."""
     snaps = metrics["snapshots"]
     table = Table(
-        title=f"{metrics['strategy']} / {metrics['model']} - filtered, realistic ranks, protocol {metrics['protocol']}"
+        title=f"{metrics['strategy']} / {metrics['model']}: stream metrics after each snapshot and MRR on each test "
+        f"set Tj (filtered, realistic ranks, protocol {metrics['protocol']})"
     )
     for col in ("snapshot", "epochs", "train s", "eval s", "MRR", "H@1", "H@3", "H@10"):
         table.add_column(col, justify="right")
     for j in range(len(snaps)):
-        table.add_column(f"MRR test {j}", justify="right")
+        table.add_column(f"MRR T{j}", justify="right")
     for s in snaps:
         st = s["stream"]
         per = {p["snapshot"]: p["mrr"] for p in s["per_test_set"]}
@@ -90,9 +92,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from kg.ingest import GrowingKG
-
     from kg.evaluation import evaluate_stream
+    from kg.ingest import GrowingKG
     from kg.lifelong import RunPaths, load_model_checkpoint
 
     paths = RunPaths(Path(args.run))
@@ -133,6 +134,11 @@ def _example(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default(model: type[BaseModel], name: str) -> str:
+    field = model.model_fields[name]
+    return f"{field.description} (default {field.default})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evergraph", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -150,19 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--strategy", default="lkge", help="lkge (default) | finetune | retrain")
     tr.add_argument("--model", default="transe", help="transe (default) | rotate")
     tr.add_argument("--protocol", default="all-entities", help="all-entities (default) | lkge-paper")
-    tr.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default auto")
-    tr.add_argument("--seed", type=int, default=None, help="default 0")
-    tr.add_argument("--max-epochs", type=int, default=None, help="per snapshot, default 200")
-    tr.add_argument("--dim", type=int, default=None, help="default 200")
-    tr.add_argument("--lr", type=float, default=None, help="default 1e-3")
-    tr.add_argument("--batch-size", type=int, default=None, help="default 2048")
-    tr.add_argument("--negatives", type=int, default=None, help="default 10")
-    tr.add_argument("--margin", type=float, default=None, help="default 8.0")
-    tr.add_argument("--eval-every", type=int, default=None, help="default 5")
-    tr.add_argument("--patience", type=int, default=None, help="default 3")
-    tr.add_argument("--checkpoint-every", type=int, default=None, help="default 10")
-    tr.add_argument("--reconstruction-weight", type=float, default=None, help="lkge, default 0.1")
-    tr.add_argument("--regularization-weight", type=float, default=None, help="lkge, default 0.01")
+    tr.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help=_default(TrainConfig, "device"))
+    tr.add_argument("--seed", type=int, default=None, help=_default(TrainConfig, "seed"))
+    tr.add_argument("--max-epochs", type=int, default=None, help=_default(TrainConfig, "max_epochs"))
+    tr.add_argument("--dim", type=int, default=None, help=_default(ModelConfig, "dim"))
+    tr.add_argument("--lr", type=float, default=None, help=_default(TrainConfig, "lr"))
+    tr.add_argument("--batch-size", type=int, default=None, help=_default(TrainConfig, "batch_size"))
+    tr.add_argument("--negatives", type=int, default=None, help=_default(TrainConfig, "num_negatives"))
+    tr.add_argument("--margin", type=float, default=None, help=_default(TrainConfig, "margin"))
+    tr.add_argument("--eval-every", type=int, default=None, help=_default(TrainConfig, "eval_every"))
+    tr.add_argument("--patience", type=int, default=None, help=_default(TrainConfig, "patience"))
+    tr.add_argument("--checkpoint-every", type=int, default=None, help=_default(TrainConfig, "checkpoint_every"))
+    tr.add_argument(
+        "--reconstruction-weight", type=float, default=None, help=_default(LKGEConfig, "reconstruction_weight")
+    )
+    tr.add_argument(
+        "--regularization-weight", type=float, default=None, help=_default(LKGEConfig, "regularization_weight")
+    )
     tr.add_argument("--no-transfer", action="store_true", help="lkge: new rows start at random")
     tr.add_argument("--upto", type=int, default=None, help="stop after this snapshot (default: all)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -18,15 +18,19 @@ class ModelConfig(_Config):
 
     name: str = Field("transe", description="interaction, by name: transe | rotate")
     dim: int = Field(200, gt=0, description="embedding dimension (RotatE stores 2*dim floats per entity)")
+    init_scale: float = Field(2.0, gt=0, description="random entity/relation vectors start with norms near this")
 
 
 class TrainConfig(_Config):
     """Mini-batch training with negative sampling, Adam and early stopping on validation MRR."""
 
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    lr: float = Field(3e-3, gt=0, description="Adam learning rate")
     batch_size: int = Field(2048, gt=0, description="positive triples per batch (inverse triples included)")
+    min_batches: int = Field(
+        10, gt=0, description="small snapshots get smaller batches so an epoch has at least this many steps"
+    )
     num_negatives: int = Field(10, gt=0, description="corrupted tails per positive")
-    margin: float = Field(8.0, gt=0, description="gamma in the loss -log s(gamma - d+) - sum w log s(d- - gamma)")
+    margin: float = Field(4.0, gt=0, description="gamma in the loss -log s(gamma - d+) - sum w log s(d- - gamma)")
     adversarial_temperature: float = Field(
         1.0, ge=0, description="self-adversarial weighting of negatives (0 = uniform weights)"
     )

@@ -30,12 +30,16 @@ class Interaction(ABC):
         """Number of floats stored per relation for embedding dimension ``dim``."""
 
     @abstractmethod
-    def init_entities(self, rows: int, dim: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Random initial entity vectors."""
+    def init_entities(
+        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Random initial entity vectors with norms near ``scale``."""
 
     @abstractmethod
-    def init_relations(self, rows: int, dim: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Random initial relation vectors."""
+    def init_relations(
+        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Random initial relation vectors (norms near ``scale`` where that means something)."""
 
     @abstractmethod
     def query(self, head: torch.Tensor, relation: torch.Tensor) -> torch.Tensor:
@@ -65,15 +69,15 @@ class Interaction(ABC):
 INTERACTIONS: Registry[type[Interaction]] = Registry("model")
 
 
-def _normal(rows: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(rows, width, generator=generator) / math.sqrt(width)
+def _normal(rows: int, width: int, scale: float, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(rows, width, generator=generator) * (scale / math.sqrt(width))
 
 
 @INTERACTIONS.register("transe")
 class TransE(Interaction):
     """TransE (Bordes et al. 2013) with the L2 distance: ``t ~ h + r``.
 
-    Entities and relations are ``dim`` floats, initialised N(0, 1/dim) so norms start near 1.
+    Entities and relations are ``dim`` floats, initialised N(0, scale^2/dim) so norms start near ``scale``.
     """
 
     name = "transe"
@@ -84,11 +88,15 @@ class TransE(Interaction):
     def relation_width(self, dim: int) -> int:
         return dim
 
-    def init_entities(self, rows: int, dim: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        return _normal(rows, dim, generator)
+    def init_entities(
+        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return _normal(rows, dim, scale, generator)
 
-    def init_relations(self, rows: int, dim: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        return _normal(rows, dim, generator)
+    def init_relations(
+        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return _normal(rows, dim, scale, generator)
 
     def query(self, head: torch.Tensor, relation: torch.Tensor) -> torch.Tensor:
         return head + relation
@@ -113,10 +121,14 @@ class RotatE(Interaction):
     def relation_width(self, dim: int) -> int:
         return dim
 
-    def init_entities(self, rows: int, dim: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        return _normal(rows, 2 * dim, generator)
+    def init_entities(
+        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return _normal(rows, 2 * dim, scale, generator)
 
-    def init_relations(self, rows: int, dim: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def init_relations(
+        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         return (torch.rand(rows, dim, generator=generator) * 2 - 1) * math.pi
 
     def query(self, head: torch.Tensor, relation: torch.Tensor) -> torch.Tensor:

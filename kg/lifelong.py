@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from kg.ingest import GrowingKG
-from kg.vocab import Vocabulary
 
 from kg.atomic import save_torch, write_json
 from kg.config import RunConfig
 from kg.errors import CheckpointError
 from kg.evaluation import evaluate_split, evaluate_stream
+from kg.ingest import GrowingKG
 from kg.model import KGEModel
 from kg.strategies import SnapshotContext, Strategy, get_strategy
 from kg.training import resolve_device, train_snapshot
+from kg.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ def _check_vocab(paths: RunPaths, kg: GrowingKG) -> None:
 
 def _save_vocab(paths: RunPaths, kg: GrowingKG, snapshot_index: int) -> None:
     snap = kg.snapshots[snapshot_index]
+    paths.vocab.mkdir(parents=True, exist_ok=True)
     Vocabulary(kg.entities.labels[: snap.num_entities]).save(paths.vocab / "entities.tsv")
     Vocabulary(kg.relations.labels[: snap.num_relations]).save(paths.vocab / "relations.tsv")
 

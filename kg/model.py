@@ -36,14 +36,16 @@ class KGEModel(nn.Module):
         num_entities: int = 0,
         num_relations: int = 0,
         dim: int = 200,
+        init_scale: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.interaction_name = interaction
         self.interaction: Interaction = get_interaction(interaction)
         self.dim = dim
-        self.entity = nn.Parameter(self.interaction.init_entities(num_entities, dim, generator=generator))
-        self.relation = nn.Parameter(self.interaction.init_relations(2 * num_relations, dim, generator=generator))
+        self.init_scale = init_scale
+        self.entity = nn.Parameter(self.random_entities(num_entities, generator=generator))
+        self.relation = nn.Parameter(self.random_relations(2 * num_relations, generator=generator))
 
     @property
     def num_entities(self) -> int:
@@ -54,11 +56,17 @@ class KGEModel(nn.Module):
         """Number of base relations (the table holds twice as many rows)."""
         return self.relation.shape[0] // 2
 
+    @property
+    def device(self) -> torch.device:
+        return self.entity.device if hasattr(self, "entity") else torch.device("cpu")
+
     def random_entities(self, rows: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.interaction.init_entities(rows, self.dim, generator=generator).to(self.entity.device)
+        rows_ = self.interaction.init_entities(rows, self.dim, scale=self.init_scale, generator=generator)
+        return rows_.to(self.device)
 
     def random_relations(self, rows: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.interaction.init_relations(rows, self.dim, generator=generator).to(self.relation.device)
+        rows_ = self.interaction.init_relations(rows, self.dim, scale=self.init_scale, generator=generator)
+        return rows_.to(self.device)
 
     @torch.no_grad()
     def grow(

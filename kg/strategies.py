@@ -66,6 +66,7 @@ class Strategy:
             num_entities=snap.num_entities,
             num_relations=snap.num_relations,
             dim=self.config.model.dim,
+            init_scale=self.config.model.init_scale,
             generator=ctx.generator,
         ).to(ctx.device)
 
