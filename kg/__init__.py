@@ -5,13 +5,26 @@ The public API is re-exported here; everything else is private to its module.
 
 from kg.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
 from kg.errors import CheckpointError, EvergraphError, Problem, SnapshotError, UnknownComponentError
+from kg.evaluation import PROTOCOLS, RankingMetrics, StreamResult, evaluate_stream
+from kg.example import write_example_dataset
+from kg.ingest import GrowingKG
 from kg.interactions import INTERACTIONS, Interaction, get_interaction
+from kg.lifelong import LifelongRun
 from kg.model import KGEModel
 from kg.snapshot import IngestReport, Snapshot
 from kg.strategies import STRATEGIES, Strategy, get_strategy
+from kg.vocab import Vocabulary
 
 __all__ = [
     "INTERACTIONS",
+    "PROTOCOLS",
+    "GrowingKG",
+    "LifelongRun",
+    "RankingMetrics",
+    "StreamResult",
+    "Vocabulary",
+    "evaluate_stream",
+    "write_example_dataset",
     "STRATEGIES",
     "CheckpointError",
     "EvergraphError",

@@ -128,10 +128,11 @@ def transfer_embeddings(
 ) -> dict[str, int]:
     """Grow ``model`` to the new vocabulary sizes, initialising new rows from known neighbours.
 
-    New relations first: the aggregate of ``relation_estimate(h, t)`` over their edges between known entities.
-    Then new entities: the mean of ``query(u, r)`` over edges from known entities with known relations; an entity
-    reached only through other new entities is filled in a later round (at most ``rounds``, default 3). What
-    stays unreachable starts at random. Returns counts of transferred and random rows.
+    Each round fills new relations first (the aggregate of ``relation_estimate(h, t)`` over their edges between
+    known entities), then new entities (the mean of ``query(u, r)`` over edges from known entities through known
+    relations). What was filled counts as known in the next round, so entities and relations reached only through
+    other new ones are filled later (at most ``rounds`` rounds, default 3). What stays unreachable starts at
+    random. Returns counts of transferred and random rows.
     """
     old_entities, old_rows = model.num_entities, model.relation.shape[0]
     device = model.entity.device
@@ -146,25 +147,26 @@ def transfer_embeddings(
     known_relation = torch.zeros(2 * num_relations, dtype=torch.bool, device=device)
     known_relation[:old_rows] = True
 
-    usable = known_entity[edges[:, 0]] & known_entity[edges[:, 2]] & ~known_relation[edges[:, 1]]
-    rebuilt, counts = reconstruct_relations(entity, relation.shape[0], edges[usable], model.interaction)
-    fill = (~known_relation) & (counts > 0)
-    relation[fill] = rebuilt[fill]
-    known_relation |= fill
-    relations_transferred = int(fill.sum())
-
-    entities_transferred = 0
+    entities_transferred = relations_transferred = 0
     layer = NeighbourhoodMean(model.interaction)
     for _ in range(rounds):
+        # relations first, from edges whose two ends are known ...
+        usable = known_entity[edges[:, 0]] & known_entity[edges[:, 2]] & ~known_relation[edges[:, 1]]
+        rebuilt_r, counts = reconstruct_relations(entity, relation.shape[0], edges[usable], model.interaction)
+        fill_r = (~known_relation) & (counts > 0)
+        relation[fill_r] = rebuilt_r[fill_r]
+        known_relation |= fill_r
+        # ... then entities, from known neighbours through known relations
         usable = known_entity[edges[:, 0]] & ~known_entity[edges[:, 2]] & known_relation[edges[:, 1]]
-        if not usable.any():
-            break
         sub = edges[usable]
         rebuilt = layer(entity, relation, sub[:, [0, 2]].T, sub[:, 1])
         fill = torch.bincount(sub[:, 2], minlength=num_entities) > 0
         entity[fill] = rebuilt[fill]
         known_entity |= fill
+        relations_transferred += int(fill_r.sum())
         entities_transferred += int(fill.sum())
+        if not (fill.any() or fill_r.any()):
+            break
 
     model.grow(
         num_entities=num_entities,

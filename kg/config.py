@@ -46,14 +46,14 @@ class TrainConfig(_Config):
 class LKGEConfig(_Config):
     """The LKGE strategy (Cui et al., AAAI 2023): masked autoencoder, transfer and regularisation."""
 
-    reconstruction_weight: float = Field(0.1, ge=0, description="weight of the masked-autoencoder loss")
+    reconstruction_weight: float = Field(0.01, ge=0, description="weight of the masked-autoencoder loss")
     regularization_weight: float = Field(0.01, ge=0, description="weight of the embedding regularisation")
     transfer: bool = Field(True, description="initialise new entities/relations from known neighbours")
     reconstruct_relations: bool = Field(True, description="also reconstruct relations from their edges")
     mae_entities_per_batch: int = Field(
-        1024, gt=0, description="entities of a batch whose neighbourhood reconstruction is trained per step"
+        256, gt=0, description="entities of a batch whose neighbourhood reconstruction is trained per step"
     )
-    mae_neighbours: int = Field(16, gt=0, description="neighbours sampled (with replacement) per entity per step")
+    mae_neighbours: int = Field(8, gt=0, description="neighbours sampled (with replacement) per entity per step")
     transfer_rounds: int = Field(3, ge=1, description="hops new entities may be reached through other new ones")
 
 
@@ -62,9 +62,9 @@ class RunConfig(_Config):
 
     strategy: str = Field("lkge", description="retrain | finetune | lkge")
     protocol: str = Field("all-entities", description="evaluation protocol: all-entities | lkge-paper")
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    lkge: LKGEConfig = Field(default_factory=LKGEConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the embedding model")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="training and early stopping")
+    lkge: LKGEConfig = Field(default_factory=LKGEConfig, description="LKGE loss weights and switches")
 
     def checksum(self) -> str:
         """sha256 of everything that changes results (the device does not)."""

@@ -143,7 +143,6 @@ class LifelongRun:
         self.paths.out.mkdir(parents=True, exist_ok=True)
         _check_config(self.paths, cfg, self.data)
         kg = GrowingKG.load(self.data, upto=upto)
-        _check_vocab(self.paths, kg)
         metrics = self._metrics()
         done = metrics["snapshots"]
         for entry in done:
@@ -153,6 +152,7 @@ class LifelongRun:
                         f"snapshot {entry['snapshot']} in {self.data} changed since this run learned it "
                         "(history is append-only); restore it or start a new --out"
                     )
+        _check_vocab(self.paths, kg)
 
         device = resolve_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)

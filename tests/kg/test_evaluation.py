@@ -27,9 +27,7 @@ from kg.snapshot import Snapshot
 # ---------------------------------------------------------------------------------------------------------
 
 
-def table_score_fn(
-    table: torch.Tensor, calls: list[tuple[torch.Tensor, torch.Tensor, int]] | None = None
-) -> ScoreFn:
+def table_score_fn(table: torch.Tensor, calls: list[tuple[torch.Tensor, torch.Tensor, int]] | None = None) -> ScoreFn:
     """A score_fn reading ``table[entity, model_relation, :num_candidates]`` (a fresh copy per call)."""
 
     def score_fn(entities: torch.Tensor, relations: torch.Tensor, num_candidates: int) -> torch.Tensor:
@@ -61,9 +59,7 @@ def reference_ranks(
     for h, r, t in known.tolist():
         answers_of[(h, 2 * r)].add(t)
         answers_of[(t, 2 * r + 1)].add(h)
-    queries = [(h, 2 * r, t) for h, r, t in triples.tolist()] + [
-        (t, 2 * r + 1, h) for h, r, t in triples.tolist()
-    ]
+    queries = [(h, 2 * r, t) for h, r, t in triples.tolist()] + [(t, 2 * r + 1, h) for h, r, t in triples.tolist()]
     optimistic: list[float] = []
     pessimistic: list[float] = []
     for entity, relation, answer in queries:
@@ -155,9 +151,7 @@ def test_filtered_ranks_match_bruteforce_with_many_ties(seed: int, block_size: i
         num_candidates=num_entities,
         block_size=block_size,
     )
-    optimistic, pessimistic = reference_ranks(
-        table=table, triples=triples, known=known, num_candidates=num_entities
-    )
+    optimistic, pessimistic = reference_ranks(table=table, triples=triples, known=known, num_candidates=num_entities)
     assert ranks.optimistic.tolist() == optimistic
     assert ranks.pessimistic.tolist() == pessimistic
     assert ranks.optimistic.shape == (2 * len(triples),)
@@ -184,23 +178,17 @@ def test_filtered_ranks_match_bruteforce_with_nan_and_infinite_scores(seed: int)
         num_candidates=num_entities,
         block_size=5,
     )
-    optimistic, pessimistic = reference_ranks(
-        table=table, triples=triples, known=known, num_candidates=num_entities
-    )
+    optimistic, pessimistic = reference_ranks(table=table, triples=triples, known=known, num_candidates=num_entities)
     assert ranks.optimistic.tolist() == optimistic
     assert ranks.pessimistic.tolist() == pessimistic
 
 
 def test_filtered_ranks_with_fewer_candidates_than_known_entities() -> None:
     num_entities, num_relations, num_candidates = 14, 3, 9
-    known, _ = random_graph(
-        seed=7, num_entities=num_entities, num_relations=num_relations, num_known=80, num_test=0
-    )
+    known, _ = random_graph(seed=7, num_entities=num_entities, num_relations=num_relations, num_known=80, num_test=0)
     inside = (known[:, 0] < num_candidates) & (known[:, 2] < num_candidates)
     triples = known[inside][:12]
-    table = torch.randint(
-        0, 4, (num_entities, 2 * num_relations, num_entities), generator=torch.Generator()
-    ).float()
+    table = torch.randint(0, 4, (num_entities, 2 * num_relations, num_entities), generator=torch.Generator()).float()
     ranks = filtered_ranks(
         score_fn=table_score_fn(table),
         triples=triples,
@@ -208,9 +196,7 @@ def test_filtered_ranks_with_fewer_candidates_than_known_entities() -> None:
         num_candidates=num_candidates,
         block_size=4,
     )
-    optimistic, pessimistic = reference_ranks(
-        table=table, triples=triples, known=known, num_candidates=num_candidates
-    )
+    optimistic, pessimistic = reference_ranks(table=table, triples=triples, known=known, num_candidates=num_candidates)
     assert ranks.optimistic.tolist() == optimistic
     assert ranks.pessimistic.tolist() == pessimistic
 
@@ -235,21 +221,15 @@ def test_known_other_answer_scoring_higher_is_filtered_unknown_one_is_not() -> N
     table[0, 0] = torch.tensor([0.0, 1.0, 5.0, 0.0, 0.0])
     triples = torch.tensor([[0, 0, 1]])
     known = torch.tensor([[0, 0, 1], [0, 0, 2]])
-    ranks = filtered_ranks(
-        score_fn=table_score_fn(table), triples=triples, known=known, num_candidates=num_entities
-    )
+    ranks = filtered_ranks(score_fn=table_score_fn(table), triples=triples, known=known, num_candidates=num_entities)
     assert ranks.optimistic[0].item() == 1.0 and ranks.pessimistic[0].item() == 1.0
 
     table[0, 0, 3] = 5.0  # an unknown candidate above the answer costs one place
-    ranks = filtered_ranks(
-        score_fn=table_score_fn(table), triples=triples, known=known, num_candidates=num_entities
-    )
+    ranks = filtered_ranks(score_fn=table_score_fn(table), triples=triples, known=known, num_candidates=num_entities)
     assert ranks.optimistic[0].item() == 2.0 and ranks.pessimistic[0].item() == 2.0
 
     table[0, 0, 4] = 1.0  # a tie: optimistic ignores it, pessimistic counts it
-    ranks = filtered_ranks(
-        score_fn=table_score_fn(table), triples=triples, known=known, num_candidates=num_entities
-    )
+    ranks = filtered_ranks(score_fn=table_score_fn(table), triples=triples, known=known, num_candidates=num_entities)
     assert ranks.optimistic[0].item() == 2.0 and ranks.pessimistic[0].item() == 3.0
     assert ranks.realistic[0].item() == 2.5
 
@@ -326,9 +306,7 @@ def test_wrong_score_shape_is_a_value_error() -> None:
         return torch.zeros(len(entities), num_candidates + 1)
 
     with pytest.raises(ValueError, match="score_fn returned shape"):
-        filtered_ranks(
-            score_fn=bad, triples=torch.tensor([[0, 0, 1]]), known=torch.empty(0, 3), num_candidates=3
-        )
+        filtered_ranks(score_fn=bad, triples=torch.tensor([[0, 0, 1]]), known=torch.empty(0, 3), num_candidates=3)
 
 
 def test_empty_triples_give_empty_ranks() -> None:
@@ -392,9 +370,7 @@ def test_ranks_realistic_is_the_mean() -> None:
 def two_snapshots() -> list[Snapshot]:
     """Snapshot 0 knows entities 0..3, snapshot 1 adds 4 and 5 and the fact (0, 0, 2)."""
     s0 = make_snapshot(0, train=[[0, 0, 3], [2, 1, 3]], test=[[0, 0, 1]], num_entities=4, num_relations=2)
-    s1 = make_snapshot(
-        1, train=[[0, 0, 2], [4, 1, 5]], test=[[4, 0, 5], [5, 1, 0]], num_entities=6, num_relations=2
-    )
+    s1 = make_snapshot(1, train=[[0, 0, 2], [4, 1, 5]], test=[[4, 0, 5], [5, 1, 0]], num_entities=6, num_relations=2)
     return [s0, s1]
 
 
@@ -456,9 +432,7 @@ def test_stream_is_the_query_weighted_combination_of_its_test_sets(protocol: str
 def test_stream_after_the_first_snapshot_only_sees_its_test_set() -> None:
     snapshots = two_snapshots()
     calls: list[tuple[torch.Tensor, torch.Tensor, int]] = []
-    result = evaluate_stream(
-        score_fn=table_score_fn(two_snapshot_table(), calls), snapshots=snapshots, upto=0
-    )
+    result = evaluate_stream(score_fn=table_score_fn(two_snapshot_table(), calls), snapshots=snapshots, upto=0)
     assert [j for j, _ in result.per_test_set] == [0]
     assert {c[2] for c in calls} == {4}
     assert result.stream == RankingMetrics.from_ranks(torch.tensor([2.0, 2.5]))
@@ -489,16 +463,12 @@ def test_valid_split_is_evaluated_when_asked() -> None:
     assert metrics.num_queries == 2
     assert torch.cat([c[0] for c in calls]).tolist() == [1, 4]
     with pytest.raises(ValueError, match="split"):
-        evaluate_split(
-            score_fn=table_score_fn(torch.rand(6, 4, 6)), snapshots=snapshots, upto=1, target=1, split="x"
-        )
+        evaluate_split(score_fn=table_score_fn(torch.rand(6, 4, 6)), snapshots=snapshots, upto=1, target=1, split="x")
 
 
 def test_unknown_protocol_names_the_known_ones() -> None:
     with pytest.raises(UnknownComponentError) as caught:
-        evaluate_stream(
-            score_fn=table_score_fn(torch.rand(6, 4, 6)), snapshots=two_snapshots(), upto=1, protocol="x"
-        )
+        evaluate_stream(score_fn=table_score_fn(torch.rand(6, 4, 6)), snapshots=two_snapshots(), upto=1, protocol="x")
     message = str(caught.value)
     assert "'x'" in message and "all-entities" in message and "lkge-paper" in message
     with pytest.raises(KeyError):

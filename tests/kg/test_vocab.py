@@ -114,9 +114,7 @@ def test_save_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert Vocabulary.load(path).labels == ["a", "b"]
 
 
-def test_failed_save_keeps_the_old_file_and_no_temporary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_save_keeps_the_old_file_and_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "v.tsv"
     Vocabulary(["a"]).save(path)
     before = path.read_bytes()

@@ -1,0 +1,135 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kg.errors import CheckpointError, SnapshotError
+from kg.lifelong import LifelongRun, load_model_checkpoint
+from kg.vocab import Vocabulary
+from tests.conftest import fast_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_vocabularies_only_grow_across_snapshots(example_data, tmp_path):
+    run = LifelongRun(
+        data=example_data, out=tmp_path, config=fast_config("finetune", max_epochs=5), show_progress=False
+    )
+    run.run(upto=0)
+    first = Vocabulary.load(tmp_path / "vocab" / "entities.tsv")
+    run.run(upto=2)
+    later = Vocabulary.load(tmp_path / "vocab" / "entities.tsv")
+    assert len(later) > len(first) and first.is_prefix_of(later)
+    model, _ = load_model_checkpoint(tmp_path / "checkpoints" / "snapshot-2.pt")
+    assert model.num_entities == len(later)
+
+
+def test_a_finished_run_is_not_relearned(example_data, tmp_path):
+    config = fast_config("finetune", max_epochs=5)
+    first = LifelongRun(data=example_data, out=tmp_path, config=config, show_progress=False).run(upto=1)
+    stamp = (tmp_path / "checkpoints" / "snapshot-1.pt").stat().st_mtime_ns
+    again = LifelongRun(data=example_data, out=tmp_path, config=config, show_progress=False).run(upto=1)
+    assert again == first
+    assert (tmp_path / "checkpoints" / "snapshot-1.pt").stat().st_mtime_ns == stamp
+
+
+def test_a_different_config_for_the_same_out_is_refused(example_data, tmp_path):
+    LifelongRun(data=example_data, out=tmp_path, config=fast_config("finetune", max_epochs=5), show_progress=False).run(
+        upto=0
+    )
+    with pytest.raises(CheckpointError, match="different configuration"):
+        LifelongRun(data=example_data, out=tmp_path, config=fast_config("lkge", max_epochs=5), show_progress=False).run(
+            upto=0
+        )
+
+
+def test_changed_history_is_refused(example_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(example_data, data)
+    out = tmp_path / "run"
+    config = fast_config("finetune", max_epochs=5)
+    LifelongRun(data=data, out=out, config=config, show_progress=False).run(upto=0)
+    lines = (data / "0" / "train.txt").read_text().splitlines()
+    (data / "0" / "train.txt").write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(CheckpointError, match="changed since this run learned it"):
+        LifelongRun(data=data, out=out, config=config, show_progress=False).run(upto=1)
+
+
+def test_bad_snapshot_stores_nothing(example_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(example_data, data)
+    with (data / "1" / "valid.txt").open("a") as handle:
+        handle.write("only\ttwo\n")
+    out = tmp_path / "run"
+    with pytest.raises(SnapshotError, match=r"valid.txt:\d+: expected 3 tab-separated fields"):
+        LifelongRun(data=data, out=out, config=fast_config("finetune", max_epochs=5), show_progress=False).run()
+    assert not (out / "metrics.json").exists() and not (out / "vocab").exists()
+
+
+def _train_command(data: Path, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "kg.cli",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--strategy",
+        "lkge",
+        "--dim",
+        "32",
+        "--max-epochs",
+        "40",
+        "--checkpoint-every",
+        "1",
+        "--eval-every",
+        "5",
+        "--patience",
+        "2",
+        "--device",
+        "cpu",
+        "--upto",
+        "1",
+        "--quiet",
+    ]
+
+
+def test_a_killed_run_resumes_to_the_same_result(example_data, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    reference = tmp_path / "reference"
+    subprocess.run(_train_command(example_data, reference), check=True, env=env, capture_output=True)
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _train_command(example_data, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    in_progress = out / "checkpoints" / "in-progress.pt"
+    deadline = time.monotonic() + 120
+    # kill it inside snapshot 1, after a periodic checkpoint
+    while time.monotonic() < deadline and proc.poll() is None:
+        if in_progress.exists() and (out / "metrics.json").exists():
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(json.loads((out / "metrics.json").read_text())["snapshots"]) == 1
+
+    subprocess.run(_train_command(example_data, out), check=True, env=env, capture_output=True)
+    got = json.loads((out / "metrics.json").read_text())
+    want = json.loads((reference / "metrics.json").read_text())
+    assert [s["snapshot"] for s in got["snapshots"]] == [0, 1]
+    for name in ("entities.tsv", "relations.tsv"):
+        assert (out / "vocab" / name).read_text() == (reference / "vocab" / name).read_text()
+    for a, b in zip(got["snapshots"], want["snapshots"], strict=True):
+        assert a["epochs"] == b["epochs"]
+        assert a["stream"] == pytest.approx(b["stream"], abs=1e-6)
+    assert not in_progress.exists()
