@@ -123,12 +123,8 @@ class RankingMetrics:
 
 def _check_triples(triples: torch.Tensor, *, what: str) -> torch.Tensor:
     if triples.dim() != 2 or triples.shape[1] != 3:
-        raise ValueError(
-            f"{what} must have shape [n, 3] of (head, relation, tail) ids, got {tuple(triples.shape)}"
-        )
-    if triples.numel() and (
-        triples.dtype.is_floating_point or triples.dtype.is_complex or triples.dtype == torch.bool
-    ):
+        raise ValueError(f"{what} must have shape [n, 3] of (head, relation, tail) ids, got {tuple(triples.shape)}")
+    if triples.numel() and (triples.dtype.is_floating_point or triples.dtype.is_complex or triples.dtype == torch.bool):
         raise ValueError(f"{what} must hold integer ids, got dtype {triples.dtype}")
     return triples.long()
 
@@ -218,9 +214,7 @@ def _rank_block(
     row_ids = torch.arange(b, device=scores.device)
     true = scores[row_ids, answers]  # gathered from the same matrix, so equal computations tie exactly
     # Masked entries become NaN: NaN compares false with everything, so they are never counted.
-    scores.index_put_(
-        (rows, candidates), torch.tensor(float("nan"), dtype=scores.dtype, device=scores.device)
-    )
+    scores.index_put_((rows, candidates), torch.tensor(float("nan"), dtype=scores.dtype, device=scores.device))
     scores[row_ids, answers] = float("nan")
     greater, greater_or_equal = _count_better(scores=scores, true=true)
     optimistic = 1 + greater.long()
@@ -335,9 +329,7 @@ class _ProtocolRegistry(Mapping[str, EvalProtocol]):
             return self._protocols[name]
         except KeyError:
             known = ", ".join(repr(n) for n in self._protocols)
-            raise UnknownComponentError(
-                f"unknown evaluation protocol {name!r}; known protocols: {known}"
-            ) from None
+            raise UnknownComponentError(f"unknown evaluation protocol {name!r}; known protocols: {known}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._protocols)
@@ -407,9 +399,7 @@ class _Evaluator:
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {', '.join(map(repr, _SPLITS))}, got {split!r}")
         if not 0 <= upto < len(snapshots):
-            raise ValueError(
-                f"upto={upto} is outside the {len(snapshots)} snapshot(s) given (0..{len(snapshots) - 1})"
-            )
+            raise ValueError(f"upto={upto} is outside the {len(snapshots)} snapshot(s) given (0..{len(snapshots) - 1})")
         self.score_fn = score_fn
         self.snapshots = snapshots
         self.upto = upto
@@ -423,9 +413,7 @@ class _Evaluator:
             prefix = self.snapshots[: filter_upto + 1]
             known = torch.cat([s.facts.reshape(-1, 3).long().cpu() for s in prefix])
             num_relations = max(s.num_relations for s in prefix)
-            self._indexes[key] = _FilterIndex(
-                known=known, num_candidates=num_candidates, num_relations=num_relations
-            )
+            self._indexes[key] = _FilterIndex(known=known, num_candidates=num_candidates, num_relations=num_relations)
         return self._indexes[key]
 
     def evaluate(self, target: int) -> RankingMetrics:
@@ -435,9 +423,7 @@ class _Evaluator:
         if triples.numel() == 0:
             return RankingMetrics.from_ranks(torch.empty(0))
         num_candidates = self.snapshots[self.protocol.candidates_at(self.upto, target)].num_entities
-        index = self._index(
-            filter_upto=self.protocol.filter_upto(self.upto, target), num_candidates=num_candidates
-        )
+        index = self._index(filter_upto=self.protocol.filter_upto(self.upto, target), num_candidates=num_candidates)
         ranks = _ranks_with_index(
             score_fn=self.score_fn,
             triples=triples,

@@ -113,9 +113,7 @@ def _line_problems(where: str, number: int, line: str, field_names: tuple[str, .
             problems.append(Problem(where, number, f"empty {name}"))
         elif value != value.strip():
             hint = " (a \\r\\n line ending? use \\n)" if value.endswith("\r") else ""
-            problems.append(
-                Problem(where, number, f"leading/trailing whitespace around the {name} field{hint}")
-            )
+            problems.append(Problem(where, number, f"leading/trailing whitespace around the {name} field{hint}"))
     return problems
 
 
@@ -270,9 +268,7 @@ def list_snapshot_dirs(dataset_dir: str | os.PathLike[str]) -> list[Path]:
         else:
             found[int(entry.name)] = entry
     if not problems and not found:
-        problems.append(
-            Problem(where, 0, "no snapshot directories found; expected subdirectories 0, 1, 2, ...")
-        )
+        problems.append(Problem(where, 0, "no snapshot directories found; expected subdirectories 0, 1, 2, ..."))
     if found:
         missing = sorted(set(range(max(found) + 1)) - set(found))
         if missing:
@@ -305,9 +301,7 @@ def read_names(path: str | os.PathLike[str]) -> dict[str, str]:
     for (key, name), number in zip(scanned.rows, scanned.line_numbers, strict=True):
         if key in names:
             scanned.problems.append(
-                Problem(
-                    str(path), number, f"id {key!r} already named {names[key]!r} on line {first_line[key]}"
-                )
+                Problem(str(path), number, f"id {key!r} already named {names[key]!r} on line {first_line[key]}")
             )
             continue
         names[key] = name
@@ -426,9 +420,7 @@ class GrowingKG:
         new_entities = list(entity_ids)[old_entities:]  # dicts keep insertion order
         new_relations = list(relation_ids)[old_relations:]
         # Known facts hold only trained ids, so the kept rows add every id this train file brings.
-        trained_entities = self._trained_entities.union(
-            (h for h, _, _ in train_rows), (t for _, _, t in train_rows)
-        )
+        trained_entities = self._trained_entities.union((h for h, _, _ in train_rows), (t for _, _, t in train_rows))
         trained_relations = self._trained_relations.union(r for _, r, _ in train_rows)
 
         # Valid/test: exclude triples with a label never trained up to now, skip known ones.
@@ -540,9 +532,7 @@ class GrowingKG:
                 )
             dirs = dirs[: upto + 1]
         entity_names = read_names(root / ENTITY_NAMES_FILE) if (root / ENTITY_NAMES_FILE).exists() else {}
-        relation_names = (
-            read_names(root / RELATION_NAMES_FILE) if (root / RELATION_NAMES_FILE).exists() else {}
-        )
+        relation_names = read_names(root / RELATION_NAMES_FILE) if (root / RELATION_NAMES_FILE).exists() else {}
         kg = cls(
             entities.copy() if entities is not None else None,
             relations.copy() if relations is not None else None,

@@ -86,6 +86,10 @@ class Strategy:
     def extra_loss(self, model: KGEModel, batch: torch.Tensor, ctx: SnapshotContext) -> torch.Tensor | None:
         return None
 
+    def add_gradients(self, model: KGEModel) -> None:
+        """Add the gradients of terms whose gradient is known in closed form (after ``backward``)."""
+        return None
+
     def finish(self, model: KGEModel, ctx: SnapshotContext) -> None:
         return None
 
@@ -177,17 +181,28 @@ class LKGE(Strategy):
         loss = torch.zeros((), device=batch.device)
         if cfg.reconstruction_weight > 0 and self._graph is not None:
             loss = loss + cfg.reconstruction_weight * self._reconstruction_loss(model, batch, ctx)
-        if cfg.regularization_weight > 0 and self._reg is not None:
-            loss = loss + cfg.regularization_weight * self._regularization_loss(model)
         return loss
+
+    @torch.no_grad()
+    def add_gradients(self, model: KGEModel) -> None:
+        """The regulariser's gradient, ``2 * weight * w_x * (x - x_old)``, added in place: the same as
+        back-propagating :meth:`regularization_loss`, without building its graph every step."""
+        weight = self.config.lkge.regularization_weight
+        if weight <= 0 or self._reg is None or self.old_entity is None or self.old_relation is None:
+            return
+        pairs = ((model.entity, self.old_entity, self._reg[0]), (model.relation, self.old_relation, self._reg[1]))
+        for param, old, w in pairs:
+            n = old.shape[0]
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            param.grad[:n].addcmul_(param[:n] - old, (2 * weight) * w.unsqueeze(1))
 
     def _reconstruction_loss(self, model: KGEModel, batch: torch.Tensor, ctx: SnapshotContext) -> torch.Tensor:
         cfg = self.config.lkge
         assert self._graph is not None
-        nodes = torch.unique(batch[:, [0, 2]])
-        if nodes.shape[0] > cfg.mae_entities_per_batch:
-            pick = torch.randperm(nodes.shape[0], generator=ctx.generator)[: cfg.mae_entities_per_batch]
-            nodes = nodes[pick.to(nodes.device)]
+        # batches come in random order and hold every fact in both directions, so the tails of their first
+        # rows are a random sample of the batch's entities
+        nodes = batch[: cfg.mae_entities_per_batch, 2]
         nodes, rebuilt = sample_entity_reconstruction(
             model, self._graph, nodes, neighbours=cfg.mae_neighbours, generator=ctx.generator
         )
@@ -195,11 +210,14 @@ class LKGE(Strategy):
         if cfg.reconstruct_relations:
             rows = model.relation.shape[0]
             rebuilt_r, counts = reconstruct_relations(model.entity, rows, batch, model.interaction)
-            seen = counts > 0
-            loss = loss + model.interaction.relation_gap(model.relation[seen], rebuilt_r[seen]).mean()
+            seen = (counts > 0).to(rebuilt_r.dtype)  # a mask, not boolean indexing: its backward is cheaper
+            gap = model.interaction.relation_gap(model.relation, rebuilt_r)
+            loss = loss + (gap * seen).sum() / seen.sum()
         return loss
 
-    def _regularization_loss(self, model: KGEModel) -> torch.Tensor:
+    def regularization_loss(self, model: KGEModel) -> torch.Tensor:
+        """``sum_x w_x ||x - x_old||^2`` (unweighted by ``regularization_weight``); training adds its gradient
+        directly (:meth:`add_gradients`)."""
         assert self._reg is not None and self.old_entity is not None and self.old_relation is not None
         ew, rw = self._reg
         n, m = self.old_entity.shape[0], self.old_relation.shape[0]

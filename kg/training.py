@@ -63,9 +63,11 @@ def link_prediction_loss(
     h, r, t = batch.unbind(1)
     q = model.interaction.query(model.entity_rows(h), model.relation_rows(r))
     positive = torch.linalg.vector_norm(q - model.entity_rows(t), dim=-1)
-    # ||q - n||^2 = ||q||^2 + ||n||^2 - 2 q.n: one bmm instead of a [b, k, width] difference (4x faster on CPU)
+    # ||q - n||^2 = ||q||^2 + ||n||^2 - 2 q.n: one bmm instead of a [b, k, width] difference (4x faster on CPU);
+    # the squared norms of all entities cost less than those of the b * k gathered rows
     rows = model.entity_rows(negatives)
-    squared = (q * q).sum(-1, keepdim=True) + (rows * rows).sum(-1) - 2 * torch.bmm(rows, q.unsqueeze(2)).squeeze(2)
+    norms = model.entity.pow(2).sum(1)[negatives]
+    squared = (q * q).sum(-1, keepdim=True) + norms - 2 * torch.bmm(rows, q.unsqueeze(2)).squeeze(2)
     negative = squared.clamp_min(1e-9).sqrt()
     if temperature > 0:
         weights = torch.softmax(-temperature * negative.detach(), dim=1)
@@ -151,6 +153,7 @@ def train_snapshot(
                     loss = loss + extra
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                strategy.add_gradients(model)
                 optimizer.step()
                 total += float(loss.detach()) * batch.shape[0]
             epoch += 1

@@ -185,9 +185,7 @@ class Vocabulary:
                 continue
             fields = text.split("\t")
             if len(fields) != 2:
-                problems.append(
-                    Problem(where, number, f"expected 2 tab-separated fields, found {len(fields)}")
-                )
+                problems.append(Problem(where, number, f"expected 2 tab-separated fields, found {len(fields)}"))
                 continue
             id_text, label = fields
             expected = number - 1  # line n holds id n-1
@@ -197,9 +195,7 @@ class Vocabulary:
                 problems.append(Problem(where, number, "empty label"))
             elif label in first_line:
                 first = first_line[label]
-                problems.append(
-                    Problem(where, number, f"label {label!r} already has id {first - 1} (line {first})")
-                )
+                problems.append(Problem(where, number, f"label {label!r} already has id {first - 1} (line {first})"))
             else:
                 first_line[label] = number
             labels.append(label)

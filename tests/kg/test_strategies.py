@@ -111,3 +111,25 @@ def test_lkge_weights_grow_with_training_counts(example_data):
     expected = torch.bincount(facts[:, [0, 2]].reshape(-1), minlength=kg.snapshots[1].num_entities).float()
     assert torch.equal(strategy.entity_weight, expected)
     assert torch.equal(strategy.old_entity, model.entity.detach())
+
+
+def test_closed_form_regularisation_gradient_matches_autograd(example_data):
+    kg = GrowingKG.load(example_data, upto=1)
+    config = fast_config("lkge")
+    config.lkge.regularization_weight = 0.3
+    strategy = get_strategy(config)
+    gen = torch.Generator().manual_seed(0)
+    ctx0 = SnapshotContext(kg=kg, index=0, device=torch.device("cpu"), generator=gen)
+    model = strategy.prepare(None, ctx0)
+    strategy.finish(model, ctx0)
+    model = strategy.prepare(model, SnapshotContext(kg=kg, index=1, device=torch.device("cpu"), generator=gen))
+    with torch.no_grad():
+        model.entity.add_(torch.randn_like(model.entity) * 0.1)
+        model.relation.add_(torch.randn_like(model.relation) * 0.1)
+    (0.3 * strategy.regularization_loss(model)).backward()
+    expected = model.entity.grad.clone(), model.relation.grad.clone()
+    model.zero_grad(set_to_none=True)
+    strategy.add_gradients(model)
+    assert torch.allclose(model.entity.grad, expected[0], atol=1e-5)
+    assert torch.allclose(model.relation.grad, expected[1], atol=1e-5)
+    assert expected[0][kg.snapshots[0].num_entities :].abs().sum() == 0  # new entities are free
