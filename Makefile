@@ -5,7 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOME_DIR ?= .evergraph
-PIP := $(BIN)/python -m pip install --quiet -c constraints.txt
+# A local wheel directory (the CPU torch build on this project's machines) is used when present.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+PIP := $(BIN)/python -m pip install --quiet -c constraints.txt $(FIND_LINKS)
 
 .PHONY: demo test lint bench clean
 
