@@ -28,6 +28,11 @@ def _replace(path: Path, write) -> None:
         raise
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` as UTF-8 with ``\n`` line ends, atomically."""
+    _replace(path, lambda h: h.write(text.encode("utf-8")))
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     _replace(path, lambda h: h.write((json.dumps(data, indent=2) + "\n").encode()))

@@ -100,7 +100,6 @@ def _check_vocab(paths: RunPaths, kg: GrowingKG) -> None:
 
 def _save_vocab(paths: RunPaths, kg: GrowingKG, snapshot_index: int) -> None:
     snap = kg.snapshots[snapshot_index]
-    paths.vocab.mkdir(parents=True, exist_ok=True)
     Vocabulary(kg.entities.labels[: snap.num_entities]).save(paths.vocab / "entities.tsv")
     Vocabulary(kg.relations.labels[: snap.num_relations]).save(paths.vocab / "relations.tsv")
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from kg.atomic import write_text
 from kg.errors import EvergraphError, Problem
 
 logger = logging.getLogger(__name__)
@@ -145,19 +145,10 @@ class Vocabulary:
 
         The labels go to a temporary file in the same directory, which is flushed, fsynced and then moved
         over ``path`` with ``os.replace``: a reader sees the old file or the new one, never a partial one,
-        and a failed save leaves no temporary file behind. The parent directory must exist.
+        and a failed save leaves no temporary file behind (:mod:`kg.atomic`).
         """
         path = Path(path)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.writelines(f"{i}\t{label}\n" for i, label in enumerate(self._labels))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        write_text(path, "".join(f"{i}\t{label}\n" for i, label in enumerate(self._labels)))
         logger.debug("saved %d %s labels to %s", len(self), self.kind, path)
 
     @classmethod
