@@ -1,0 +1,437 @@
+"""FAISS nearest-neighbour index over entity vectors, for fast top-k link prediction.
+
+Every interaction here is a translational-distance model (:mod:`kg.interactions`): the score of ``(h, r, t)``
+is ``-||query(h, r) - t||_2``. The top-k tails of ``(h, r, ?)`` are therefore the k nearest entity vectors to
+``query(h, r)`` under the L2 metric, which is exactly what a FAISS index answers. :data:`METRICS` records that
+metric per interaction; an inner-product scorer (DistMult, ``score = <h * r, t>``) would map to
+``faiss.METRIC_INNER_PRODUCT`` instead, and its scores would be the inner products themselves.
+
+``Flat`` (the default) is exact brute force and fine up to about a million entities; larger graphs use an
+approximate factory string such as ``HNSW32`` or ``IVF4096,PQ32`` and :meth:`EntityIndex.recall_at_k` reports
+how much of the exact top-k such an index still finds.
+
+An index is a snapshot of the entity table: rebuild it after training or growing the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from kg.atomic import write_json
+from kg.errors import EvergraphError, UnknownComponentError
+from kg.model import KGEModel
+from kg.resolver import Registry
+
+try:
+    import faiss
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError("kg.index needs FAISS: pip install 'evergraph[cpu]' (or 'evergraph[gpu]')") from error
+
+logger = logging.getLogger(__name__)
+
+Vectors = torch.Tensor | np.ndarray
+
+MIN_VECTORS_PER_LIST = 39
+"""FAISS's k-means wants about this many training vectors per IVF list; fewer trains worse centroids."""
+
+_GPU_MAX_K = 2048  # the largest k (and nprobe) FAISS GPU indexes can select
+_SIDECAR_FORMAT = 1
+_SIDECAR_KEYS = ("factory", "metric", "interaction", "num_entities", "width", "sha256", "config")
+_METRIC_NAMES = {faiss.METRIC_L2: "L2", faiss.METRIC_INNER_PRODUCT: "inner_product"}
+
+METRICS: Registry[int] = Registry("FAISS metric")
+"""FAISS metric per interaction name. Translational-distance interactions (``transe``, ``rotate``) rank tails
+by L2 distance to ``query(h, r)`` -> ``METRIC_L2``. An inner-product scorer such as DistMult would register
+``faiss.METRIC_INNER_PRODUCT``. Register a metric here whenever a new interaction is added."""
+METRICS.register("transe")(faiss.METRIC_L2)
+METRICS.register("rotate")(faiss.METRIC_L2)
+
+
+class EntityIndexError(EvergraphError, ValueError):
+    """An entity index cannot be built, searched or loaded as asked; the message says what to do instead."""
+
+
+class IndexConfig(BaseModel):
+    """How to build and search an :class:`EntityIndex`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    factory: str = Field(
+        "Flat",
+        min_length=1,
+        description="faiss.index_factory string: Flat (exact, default) | HNSW32 | IVF4096,PQ32 | ... (large graphs)",
+    )
+    nprobe: int = Field(16, gt=0, description="IVF lists visited per query (IVF factories only); default 16")
+    ef_search: int = Field(128, gt=0, description="HNSW search breadth (HNSW factories/quantizers); default 128")
+    use_gpu: bool | None = Field(
+        None, description="None = auto (GPU when FAISS has GPU support and sees a GPU), True = require, False = CPU"
+    )
+
+
+def metric_for(interaction: str) -> int:
+    """The FAISS metric of ``interaction`` (from :data:`METRICS`); ``UnknownComponentError`` when it has none."""
+    if interaction not in METRICS:
+        known = ", ".join(METRICS.names())
+        raise UnknownComponentError(
+            f"no FAISS metric is known for interaction {interaction!r} (known: {known}); "
+            "register one in kg.index.METRICS"
+        )
+    return METRICS.get(interaction)
+
+
+def _gpu_available() -> bool:
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def _as_float32(vectors: Vectors, *, what: str) -> np.ndarray:
+    if isinstance(vectors, torch.Tensor):
+        array = vectors.detach().to("cpu", torch.float32).contiguous().numpy()
+    else:
+        array = np.ascontiguousarray(vectors, dtype=np.float32)
+    if array.ndim != 2:
+        raise EntityIndexError(f"{what} must be a 2-D [rows, width] matrix, got shape {tuple(array.shape)}")
+    return array
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+class EntityIndex:
+    """A FAISS index over a model's entity vectors; row ``i`` of the index is entity id ``i``.
+
+    Build with :meth:`build` (from a :class:`KGEModel`) or :meth:`from_vectors`, restore with :meth:`load`.
+    Searches return ``(scores, ids)`` CPU tensors, scores higher-is-better (minus the L2 distance).
+    """
+
+    def __init__(self, index: Any, *, interaction: str, config: IndexConfig, gpu_resources: Any | None = None) -> None:
+        """Wrap a trained, filled FAISS ``index`` (prefer :meth:`build`, :meth:`from_vectors`, :meth:`load`)."""
+        self._index = index
+        self._gpu_resources = gpu_resources  # must outlive a GPU index
+        self.interaction = interaction.lower()
+        self.metric: int = metric_for(self.interaction)
+        self.config = config
+
+    # -- properties ---------------------------------------------------------------------------------------
+
+    @property
+    def num_entities(self) -> int:
+        """Number of indexed entity vectors (ids ``0..num_entities-1``)."""
+        return int(self._index.ntotal)
+
+    @property
+    def width(self) -> int:
+        """Floats per entity vector (RotatE: ``2 * dim``)."""
+        return int(self._index.d)
+
+    @property
+    def factory(self) -> str:
+        """The ``faiss.index_factory`` string the index was built from."""
+        return self.config.factory
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the index lives on a GPU."""
+        return self._gpu_resources is not None
+
+    def __repr__(self) -> str:
+        where = "gpu" if self.on_gpu else "cpu"
+        return (
+            f"EntityIndex({self.factory!r}, interaction={self.interaction!r}, "
+            f"num_entities={self.num_entities}, width={self.width}, {where})"
+        )
+
+    # -- building -----------------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, model: KGEModel, *, config: IndexConfig | None = None) -> EntityIndex:
+        """Index ``model``'s entity table with its interaction's metric (``config`` defaults to ``IndexConfig()``).
+
+        The index is a copy: rebuild it after the model trains or grows.
+        """
+        return cls.from_vectors(model.entity.detach(), interaction=model.interaction_name, config=config)
+
+    @classmethod
+    def from_vectors(cls, vectors: Vectors, *, interaction: str, config: IndexConfig | None = None) -> EntityIndex:
+        """Index a ``[num_entities, width]`` entity matrix (any float dtype/device; copied to float32 on the CPU)
+        for ``interaction`` (``transe`` | ``rotate``). ``config`` defaults to ``IndexConfig()``.
+
+        Factories that need training (IVF, PQ, ...) are trained on the vectors themselves; too few vectors for
+        the requested IVF list count raises :class:`EntityIndexError` naming a count that would work.
+        """
+        config = config or IndexConfig()
+        metric = metric_for(interaction)
+        array = _as_float32(vectors, what="entity vectors")
+        count, width = array.shape
+        if count == 0:
+            raise EntityIndexError("cannot index an empty entity table; add entities to the model first")
+        if not np.isfinite(array).all():
+            raise EntityIndexError("entity vectors contain NaN or inf (did training diverge?); nothing was indexed")
+        started = time.perf_counter()
+        try:
+            index = faiss.index_factory(width, config.factory, metric)
+        except RuntimeError as error:
+            raise EntityIndexError(
+                f"FAISS cannot build factory {config.factory!r} for width {width}: {error}"
+            ) from error
+        _check_training_size(index, count=count, factory=config.factory)
+        try:
+            if not index.is_trained:
+                index.train(array)
+            index.add(array)
+        except RuntimeError as error:
+            raise EntityIndexError(
+                f"FAISS failed to train/fill {config.factory!r} on {count} vectors of width {width}: {error}; "
+                "use factory='Flat' (exact) or a factory with fewer/smaller codebooks"
+            ) from error
+        index, resources = _place(index, use_gpu=config.use_gpu)
+        _apply_search_params(index, config=config, gpu=resources is not None)
+        logger.info(
+            "indexed %d entities x %d floats with %r (%s, %s) in %.2fs",
+            count,
+            width,
+            config.factory,
+            _METRIC_NAMES.get(metric, metric),
+            "gpu" if resources is not None else "cpu",
+            time.perf_counter() - started,
+        )
+        return cls(index, interaction=interaction, config=config, gpu_resources=resources)
+
+    # -- searching ----------------------------------------------------------------------------------------
+
+    def search(self, queries: Vectors, *, k: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` best entities for each query vector ``[b, width]`` (default ``k=10``).
+
+        Returns ``(scores, ids)``: ``FloatTensor[b, k]`` and ``LongTensor[b, k]`` on the CPU, best first.
+        Scores follow the model's convention, higher is better: minus the (not squared) L2 distance for L2
+        interactions. ``k`` larger than :attr:`num_entities` is cut to it. An approximate index may find fewer
+        than ``k`` results; missing slots have id ``-1`` and score ``-inf``.
+        """
+        if k < 1:
+            raise EntityIndexError(f"k must be at least 1, got {k}")
+        array = _as_float32(queries, what="queries")
+        if array.shape[1] != self.width:
+            raise EntityIndexError(f"queries have width {array.shape[1]} but the index holds width {self.width}")
+        k = min(k, self.num_entities)
+        if self.on_gpu and k > _GPU_MAX_K:
+            raise EntityIndexError(f"FAISS GPU indexes return at most k={_GPU_MAX_K}; use use_gpu=False for k={k}")
+        distances, ids = self._index.search(array, k)
+        ids_ = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+        scores = torch.from_numpy(np.ascontiguousarray(distances, dtype=np.float32))
+        if self.metric == faiss.METRIC_L2:
+            scores = scores.clamp_(min=0).sqrt_().neg_()  # FAISS returns squared L2 distances
+        return scores.masked_fill_(ids_ < 0, float("-inf")), ids_
+
+    @torch.no_grad()
+    def predict_tails(
+        self, model: KGEModel, entities: torch.Tensor, relations: torch.Tensor, *, k: int = 10
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` tails (default ``k=10``) of ``(entities[i], relations[i], ?)``, relations as model ids
+        (``2r`` forward, ``2r + 1`` inverse, i.e. head prediction). Same return value as :meth:`search`.
+
+        Raw ranking: known true tails and the query entity itself are not filtered out. ``model`` must be the
+        model the index was built from (same interaction, width and entity count).
+        """
+        self._check_model(model)
+        device = model.device
+        queries = model.query(entities.reshape(-1).to(device), relations.reshape(-1).to(device))
+        return self.search(queries, k=k)
+
+    def recall_at_k(self, exact: EntityIndex, queries: Vectors, *, k: int = 10) -> float:
+        """Mean fraction of ``exact``'s top-``k`` (default ``k=10``) that this index also returns in its top-k.
+
+        ``exact`` is usually a ``Flat`` index over the same vectors; 1.0 means this index lost nothing.
+        """
+        if (exact.num_entities, exact.width, exact.metric) != (self.num_entities, self.width, self.metric):
+            raise EntityIndexError(
+                f"cannot compare indexes over different data: {self!r} vs {exact!r} (or different metrics)"
+            )
+        _, found = self.search(queries, k=k)
+        _, truth = exact.search(queries, k=k)
+        if truth.numel() == 0:
+            return 1.0
+        valid = truth >= 0
+        hits = ((truth.unsqueeze(2) == found.unsqueeze(1)).any(2) & valid).sum()
+        return float(hits) / max(int(valid.sum()), 1)
+
+    # -- saving and loading -------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index to ``path`` and a JSON sidecar ``<path>.json`` (factory, metric, interaction,
+        num_entities, width, config, SHA-256 of the index file). Both files are replaced atomically; a GPU
+        index is copied to the CPU for writing.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
+        try:
+            os.close(fd)
+            faiss.write_index(index, str(tmp))
+            with tmp.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            digest = _sha256(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        write_json(
+            _sidecar(path),
+            {
+                "format": _SIDECAR_FORMAT,
+                "factory": self.factory,
+                "metric": _METRIC_NAMES.get(self.metric, self.metric),
+                "interaction": self.interaction,
+                "num_entities": self.num_entities,
+                "width": self.width,
+                "sha256": digest,
+                "config": self.config.model_dump(),
+            },
+        )
+        logger.debug("saved %r to %s", self, path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        model: KGEModel | None = None,
+        config: IndexConfig | None = None,
+    ) -> EntityIndex:
+        """Read an index written by :meth:`save` and check it against its sidecar.
+
+        ``config`` (default: the saved one) sets ``nprobe``/``ef_search``/``use_gpu`` for searching; its
+        factory must be the saved one. With ``model``, also check the index fits it (interaction, width and
+        entity count). Any disagreement raises :class:`EntityIndexError`.
+        """
+        path = Path(path)
+        meta_path = _sidecar(path)
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise EntityIndexError(f"{meta_path} is missing; re-save the index with EntityIndex.save") from None
+        except ValueError as error:
+            raise EntityIndexError(f"{meta_path} is not valid JSON ({error}); re-save the index") from None
+        if not isinstance(meta, dict) or meta.get("format") != _SIDECAR_FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise EntityIndexError(f"{meta_path}: unsupported sidecar format {found!r}; re-save the index")
+        missing = sorted(set(_SIDECAR_KEYS) - set(meta))
+        if missing:
+            raise EntityIndexError(f"{meta_path} lacks {', '.join(missing)}; re-save the index")
+        if not path.is_file():
+            raise EntityIndexError(f"{path} is missing (its sidecar {meta_path.name} exists)")
+        if _sha256(path) != meta["sha256"]:
+            raise EntityIndexError(
+                f"{path} does not match its sidecar {meta_path.name} (interrupted save or edited file?); save again"
+            )
+        saved = IndexConfig.model_validate(meta["config"])
+        if config is not None and config.factory != saved.factory:
+            raise EntityIndexError(
+                f"{path} holds a {saved.factory!r} index, not {config.factory!r}; build a new index instead"
+            )
+        config = config or saved
+        interaction = str(meta["interaction"])
+        metric = metric_for(interaction)
+        index = faiss.read_index(str(path))
+        found = {"width": int(index.d), "num_entities": int(index.ntotal), "metric": int(index.metric_type)}
+        expected = {"width": meta["width"], "num_entities": meta["num_entities"], "metric": metric}
+        wrong = [
+            f"{key} {expected[key]} in the sidecar but {found[key]}" for key in found if found[key] != expected[key]
+        ]
+        if wrong or meta["factory"] != saved.factory:
+            what = "; ".join(wrong) or f"factory {meta['factory']!r} vs config {saved.factory!r}"
+            raise EntityIndexError(f"{path} disagrees with its sidecar {meta_path.name} ({what}); save again")
+        index, resources = _place(index, use_gpu=config.use_gpu)
+        _apply_search_params(index, config=config, gpu=resources is not None)
+        loaded = cls(index, interaction=interaction, config=config, gpu_resources=resources)
+        if model is not None:
+            loaded._check_model(model)
+        logger.debug("loaded %r from %s", loaded, path)
+        return loaded
+
+    def _check_model(self, model: KGEModel) -> None:
+        problems = []
+        if model.interaction_name.lower() != self.interaction:
+            problems.append(f"interaction {model.interaction_name!r} vs {self.interaction!r}")
+        if model.entity.shape[1] != self.width:
+            problems.append(f"entity width {model.entity.shape[1]} vs {self.width}")
+        if model.num_entities != self.num_entities:
+            problems.append(f"{model.num_entities} entities vs {self.num_entities}")
+        if problems:
+            raise EntityIndexError(
+                f"the model does not match this index ({'; '.join(problems)}); rebuild it with EntityIndex.build"
+            )
+
+
+def _check_training_size(index: Any, *, count: int, factory: str) -> None:
+    """Refuse IVF list counts that ``count`` vectors cannot train; warn when training will be thin."""
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None or index.is_trained:
+        return
+    nlist = int(ivf.nlist)
+    fits = count // MIN_VECTORS_PER_LIST
+    instead = "factory='Flat' (exact; fine up to ~1M entities)"
+    if fits >= 1:
+        instead += f" or at most IVF{fits} (about {MIN_VECTORS_PER_LIST} vectors per list)"
+    if count < nlist:
+        raise EntityIndexError(
+            f"{factory!r} asks for {nlist} IVF lists but there are only {count} entity vectors to train them; "
+            f"use {instead}"
+        )
+    if count < nlist * MIN_VECTORS_PER_LIST:
+        logger.warning(
+            "%r: %d vectors for %d IVF lists (FAISS wants %d per list); recall may suffer, consider %s",
+            factory,
+            count,
+            nlist,
+            MIN_VECTORS_PER_LIST,
+            instead,
+        )
+
+
+def _place(index: Any, *, use_gpu: bool | None) -> tuple[Any, Any | None]:
+    """Move ``index`` to GPU 0 when asked (``True``) or possible (``None``); returns ``(index, resources)``."""
+    if use_gpu is False or (use_gpu is None and not _gpu_available()):
+        return index, None
+    if not _gpu_available():
+        raise EntityIndexError("use_gpu=True but FAISS has no GPU support or sees no GPU; install faiss-gpu")
+    resources = faiss.StandardGpuResources()
+    try:
+        return faiss.index_cpu_to_gpu(resources, 0, index), resources
+    except RuntimeError as error:
+        if use_gpu:
+            raise EntityIndexError(f"FAISS cannot move this index to the GPU: {error}; use use_gpu=False") from error
+        logger.warning("keeping the index on the CPU: FAISS cannot move it to the GPU (%s)", error)
+        return index, None
+
+
+def _apply_search_params(index: Any, *, config: IndexConfig, gpu: bool) -> None:
+    """Set ``nprobe``/``efSearch`` where the index has them (all others ignore the config)."""
+    space = faiss.GpuParameterSpace() if gpu else faiss.ParameterSpace()
+    space.initialize(index)
+    names = {space.parameter_ranges.at(i).name for i in range(space.parameter_ranges.size())}
+    nprobe = min(config.nprobe, _GPU_MAX_K) if gpu else config.nprobe
+    wanted = {"nprobe": nprobe, "efSearch": config.ef_search, "quantizer_efSearch": config.ef_search}
+    for name, value in wanted.items():
+        if name in names:
+            space.set_index_parameter(index, name, value)
