@@ -46,7 +46,7 @@ class TrainConfig(_Config):
 class LKGEConfig(_Config):
     """The LKGE strategy (Cui et al., AAAI 2023): masked autoencoder, transfer and regularisation."""
 
-    reconstruction_weight: float = Field(0.01, ge=0, description="weight of the masked-autoencoder loss")
+    reconstruction_weight: float = Field(0.001, ge=0, description="weight of the masked-autoencoder loss")
     regularization_weight: float = Field(0.01, ge=0, description="weight of the embedding regularisation")
     transfer: bool = Field(True, description="initialise new entities/relations from known neighbours")
     reconstruct_relations: bool = Field(True, description="also reconstruct relations from their edges")
@@ -67,7 +67,9 @@ class RunConfig(_Config):
     lkge: LKGEConfig = Field(default_factory=LKGEConfig, description="LKGE loss weights and switches")
 
     def checksum(self) -> str:
-        """sha256 of everything that changes results (the device does not)."""
+        """sha256 of everything that changes results (the device does not, nor LKGE options for other strategies)."""
         data = self.model_dump()
         data["train"].pop("device")
+        if self.strategy != "lkge":  # LKGE's options do not touch the other strategies
+            data.pop("lkge")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

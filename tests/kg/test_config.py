@@ -21,3 +21,5 @@ def test_checksum_ignores_the_device_only():
     a = RunConfig()
     assert a.checksum() == RunConfig(train=TrainConfig(device="cpu")).checksum()
     assert a.checksum() != RunConfig(lkge=LKGEConfig(transfer=False)).checksum()
+    finetune = RunConfig(strategy="finetune")
+    assert finetune.checksum() == RunConfig(strategy="finetune", lkge=LKGEConfig(transfer=False)).checksum()
