@@ -139,9 +139,9 @@ class LifelongRun:
     def run(self, *, upto: int | None = None) -> dict[str, Any]:
         """Learn snapshots up to ``upto`` (all by default); returns the metrics dict (also in metrics.json)."""
         cfg = self.config
+        kg = GrowingKG.load(self.data, upto=upto)  # validates everything before anything is written
         self.paths.out.mkdir(parents=True, exist_ok=True)
         _check_config(self.paths, cfg, self.data)
-        kg = GrowingKG.load(self.data, upto=upto)
         metrics = self._metrics()
         done = metrics["snapshots"]
         for entry in done:
