@@ -28,8 +28,9 @@ import torch
 from kg.atomic import save_torch, write_json
 from kg.config import RunConfig
 from kg.errors import CheckpointError
-from kg.evaluation import evaluate_split, evaluate_stream
+from kg.evaluation import PROTOCOLS, evaluate_split, evaluate_stream
 from kg.ingest import GrowingKG
+from kg.interactions import get_interaction
 from kg.model import KGEModel
 from kg.strategies import SnapshotContext, Strategy, get_strategy
 from kg.training import resolve_device, train_snapshot
@@ -139,6 +140,10 @@ class LifelongRun:
     def run(self, *, upto: int | None = None) -> dict[str, Any]:
         """Learn snapshots up to ``upto`` (all by default); returns the metrics dict (also in metrics.json)."""
         cfg = self.config
+        # unknown names fail here, before any work, not after a snapshot of training
+        strategy = get_strategy(cfg)
+        get_interaction(cfg.model.name)
+        PROTOCOLS[cfg.protocol]
         kg = GrowingKG.load(self.data, upto=upto)  # validates everything before anything is written
         self.paths.out.mkdir(parents=True, exist_ok=True)
         _check_config(self.paths, cfg, self.data)
@@ -156,7 +161,6 @@ class LifelongRun:
         device = resolve_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
         generator = torch.Generator().manual_seed(cfg.train.seed)
-        strategy = get_strategy(cfg)
         model: KGEModel | None = None
         if done:
             model, state = load_model_checkpoint(self.paths.snapshot_checkpoint(len(done) - 1), device=device)

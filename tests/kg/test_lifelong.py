@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kg.errors import CheckpointError, SnapshotError
+from kg.errors import CheckpointError, SnapshotError, UnknownComponentError
 from kg.lifelong import LifelongRun, load_model_checkpoint
 from kg.vocab import Vocabulary
 from tests.conftest import fast_config
@@ -133,3 +133,11 @@ def test_a_killed_run_resumes_to_the_same_result(example_data, tmp_path):
         assert a["epochs"] == b["epochs"]
         assert a["stream"] == pytest.approx(b["stream"], abs=1e-6)
     assert not in_progress.exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [("protocol", "paper"), ("strategy", "ewc")])
+def test_unknown_names_fail_before_any_work(example_data, tmp_path, field, value):
+    config = fast_config("finetune").model_copy(update={field: value})
+    with pytest.raises(UnknownComponentError, match="choose one of|known"):
+        LifelongRun(data=example_data, out=tmp_path / "run", config=config, show_progress=False).run()
+    assert not (tmp_path / "run").exists()
