@@ -167,7 +167,70 @@ def report(results: dict[str, dict[str, dict]], timings: dict[str, float] | None
                 cells = [fmt(per[j]) if j in per else "" for j in range(len(m["snapshots"]))]
                 lines.append(f"| {s['snapshot']} | " + " | ".join(cells) + f" | {fmt(s['stream']['mrr'])} |")
             lines.append("")
+    lines += targets(results, timings)
     return "\n".join(lines) + "\n"
+
+
+def targets(results: dict[str, dict[str, dict]], timings: dict[str, float] | None) -> list[str]:
+    """The goals of the engine's issue, each with what was measured here and whether it is met."""
+    rows: list[tuple[str, str, bool]] = []
+
+    def final(m: dict) -> float:
+        return m["snapshots"][-1]["stream"]["mrr"]
+
+    def train_seconds(m: dict) -> float:
+        return sum(s["train_seconds"] for s in m["snapshots"])
+
+    for dataset, by_strategy in results.items():
+        if "lkge" in by_strategy and dataset in PUBLISHED:
+            incde = PUBLISHED[dataset]["IncDE"][0]
+            rows.append(
+                (
+                    f"{dataset}: lkge final MRR >= IncDE {incde:.3f}",
+                    f"{final(by_strategy['lkge']):.3f}",
+                    final(by_strategy["lkge"]) >= incde,
+                )
+            )
+        if {"lkge", "finetune"} <= set(by_strategy):
+            got, ft = final(by_strategy["lkge"]), final(by_strategy["finetune"])
+            rows.append((f"{dataset}: lkge >= finetune + 0.03", f"{got:.3f} vs {ft:.3f}", got >= ft + 0.03))
+        if {"lkge", "retrain"} <= set(by_strategy):
+            got, rt = final(by_strategy["lkge"]), final(by_strategy["retrain"])
+            rows.append(
+                (f"{dataset}: lkge final MRR within 0.01 of retrain", f"{got:.4f} vs {rt:.4f}", abs(got - rt) <= 0.01)
+            )
+            ratio = train_seconds(by_strategy["lkge"]) / train_seconds(by_strategy["retrain"])
+            rows.append((f"{dataset}: lkge training time <= 1/3 of retrain", f"{ratio:.2f}x", ratio <= 1 / 3))
+        if "lkge" in by_strategy:
+            snaps = by_strategy["lkge"]["snapshots"]
+            total = train_seconds(by_strategy["lkge"]) + sum(s["eval_seconds"] for s in snaps)
+            if dataset == "ENTITY":
+                rows.append(
+                    ("ENTITY: whole lkge run, evaluation included, <= 8 min", f"{total / 60:.1f} min", total <= 480)
+                )
+                rows.append(
+                    (
+                        "ENTITY: evaluation pass over all test sets at snapshot 4 <= 10 s",
+                        f"{snaps[-1]['eval_seconds']:.1f} s",
+                        snaps[-1]["eval_seconds"] <= 10,
+                    )
+                )
+            peak = max(s["peak_rss_mb"] for s in snaps)
+            rows.append((f"{dataset}: peak memory of the lkge run <= 2 GB", f"{peak:.0f} MB", peak <= 2048))
+    if timings:
+        full = timings["+ autoencoder + regularisation"]
+        rows.append(
+            (
+                "training epoch on ENTITY snapshot 0 with autoencoder and regularisation <= 0.6 s",
+                f"{full:.2f} s",
+                full <= 0.6,
+            )
+        )
+    if not rows:
+        return []
+    out = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    out += [f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in rows]
+    return [*out, ""]
 
 
 def main() -> int:
