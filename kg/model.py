@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -109,8 +111,9 @@ class KGEModel(nn.Module):
         """``query(e, r)`` vectors for model relation ids: the point answers should be near."""
         return self.interaction.query(self.entity_rows(entities), self.relation_rows(relations))
 
-    def score_fn(self):  # -> kg.evaluation.ScoreFn
-        """A scorer for evaluation: ``score(e, r, n)`` -> ``[b, n]``, higher is better.
+    def score_fn(self) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
+        """A scorer for evaluation (a :data:`kg.evaluation.ScoreFn`): ``score(e, r, n)`` -> ``[b, n]``, higher is
+        better.
 
         Uses ``-||q - t||^2 + ||q||^2 = 2 q.t - ||t||^2`` (same ranking as the distance; one ``addmm``).
         Entity norms are computed once per call of this method, so call it again after training.
