@@ -43,8 +43,8 @@ PUBLISHED = {  # MRR / H@1 / H@10 after the last snapshot, paper protocol
 }
 
 
-def run_strategy(dataset: str, strategy: str, *, protocol: str, extra: list[str]) -> dict:
-    out = RUNS / f"{dataset}-{strategy}-{protocol}"
+def run_strategy(dataset: str, strategy: str, *, protocol: str, extra: list[str], label: str | None = None) -> dict:
+    out = RUNS / f"{dataset}-{label or strategy}-{protocol}"
     cmd = [
         sys.executable,
         "-m",
@@ -240,6 +240,7 @@ def main() -> int:
     parser.add_argument("--protocol", default="lkge-paper")
     parser.add_argument("--no-timings", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="delete earlier runs first (otherwise they resume)")
+    parser.add_argument("--label", default=None, help="name for runs with non-default options (their own run dir)")
     parser.add_argument("extra", nargs="*", help="passed to `evergraph train` after --")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -257,10 +258,23 @@ def main() -> int:
                 import shutil
 
                 shutil.rmtree(RUNS / f"{dataset}-{strategy}-{args.protocol}", ignore_errors=True)
-            results.setdefault(dataset, {})[strategy] = run_strategy(
-                dataset, strategy, protocol=args.protocol, extra=args.extra
+            key = f"{strategy} {args.label}" if args.label else strategy
+            results.setdefault(dataset, {})[key] = run_strategy(
+                dataset,
+                strategy,
+                protocol=args.protocol,
+                extra=args.extra,
+                label=f"{strategy}-{args.label}" if args.label else None,
             )
             RESULTS.write_text(report(results, timings, args.protocol))
+        # finished runs with other options (``--label``) are reported beside the defaults
+        for other in sorted(RUNS.glob(f"{dataset}-*-{args.protocol}/metrics.json")):
+            name = other.parent.name[len(dataset) + 1 : -len(args.protocol) - 1]
+            strategy, _, label = name.partition("-")
+            key = f"{strategy} {label}".strip()
+            if key not in results[dataset]:
+                results[dataset][key] = json.loads(other.read_text())
+        RESULTS.write_text(report(results, timings, args.protocol))
     logger.info("wrote %s", RESULTS)
     return 0
 
