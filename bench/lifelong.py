@@ -139,7 +139,7 @@ def report(results: dict[str, dict[str, dict]], timings: dict[str, float] | None
             "",
             "| strategy | MRR | H@1 | H@3 | H@10 | train s | eval s | eval s at last snapshot | peak RSS MB "
             "| epochs per snapshot |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for strategy, m in by_strategy.items():
             snaps = m["snapshots"]
