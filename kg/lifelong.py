@@ -20,6 +20,7 @@ import logging
 import resource
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +122,21 @@ def load_model_checkpoint(path: Path, *, device: torch.device | str = "cpu") -> 
 class LifelongRun:
     """One run directory; :meth:`run` learns every snapshot not finished yet."""
 
-    def __init__(self, *, data: Path | str, out: Path | str, config: RunConfig, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        data: Path | str,
+        out: Path | str,
+        config: RunConfig,
+        show_progress: bool = True,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> None:
+        """``on_epoch(snapshot, record)`` (default: none) is called after every training epoch."""
         self.data = Path(data)
         self.paths = RunPaths(Path(out))
         self.config = config
         self.show_progress = show_progress
+        self.on_epoch = on_epoch
 
     def _metrics(self) -> dict[str, Any]:
         if self.paths.metrics.exists():
@@ -216,6 +227,7 @@ class LifelongRun:
             checkpoint=checkpoint,
             resume=resume,
             show_progress=self.show_progress,
+            on_epoch=None if self.on_epoch is None else (lambda record: self.on_epoch(index, record)),
         )
         strategy.finish(model, ctx)
 
@@ -248,6 +260,7 @@ class LifelongRun:
             **({"transfer": ctx.info["transfer"]} if "transfer" in ctx.info else {}),
             "stream": table["stream"],
             "per_test_set": table["per_test_set"],
+            "history": outcome.history,
         }
         save_torch(
             self.paths.snapshot_checkpoint(index),

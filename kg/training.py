@@ -88,12 +88,15 @@ def train_snapshot(
     checkpoint: Callable[[dict[str, Any]], None] | None = None,
     resume: dict[str, Any] | None = None,
     show_progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainOutcome:
     """Train ``model`` on the strategy's facts for ``ctx.index``; stop early when validation MRR (every
     ``eval_every`` epochs) has not improved ``patience`` times; restore the best weights.
 
     ``checkpoint(state)`` is called every ``checkpoint_every`` epochs with everything needed to continue;
-    passing that state back as ``resume`` continues where it stopped.
+    passing that state back as ``resume`` continues where it stopped. ``on_epoch(record)`` (default: none)
+    sees each epoch's record (``epoch``, ``loss``, ``valid_mrr`` on validation epochs, ``max_epochs``), e.g. to
+    report progress elsewhere; it must not raise.
     """
     device = ctx.device
     triples = doubled_triples(strategy.training_triples(ctx)).to(device)
@@ -171,6 +174,8 @@ def train_snapshot(
                     stop = bad >= config.patience
                 logger.debug("snapshot %d epoch %d loss %.4f valid MRR %.4f", ctx.index, epoch, record["loss"], mrr)
             history.append(record)
+            if on_epoch is not None:
+                on_epoch({**record, "max_epochs": config.max_epochs})
             progress.update(task, completed=epoch, loss=record["loss"], mrr=max(best_mrr, 0.0))
             if stop:
                 break
