@@ -3,10 +3,12 @@
 The public API is re-exported here; everything else is private to its module.
 """
 
+from kg.bundle import Bundle, BundleError, load_champion, switch_pointer, write_bundle
 from kg.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
 from kg.errors import CheckpointError, EvergraphError, Problem, SnapshotError, UnknownComponentError
 from kg.evaluation import PROTOCOLS, RankingMetrics, StreamResult, evaluate_stream
 from kg.example import write_example_dataset
+from kg.home import EvergraphHome
 from kg.ingest import GrowingKG
 from kg.interactions import INTERACTIONS, Interaction, get_interaction
 from kg.lifelong import LifelongRun
@@ -25,6 +27,12 @@ __all__ = [
     "Vocabulary",
     "evaluate_stream",
     "write_example_dataset",
+    "Bundle",
+    "BundleError",
+    "EvergraphHome",
+    "load_champion",
+    "switch_pointer",
+    "write_bundle",
     "STRATEGIES",
     "CheckpointError",
     "EvergraphError",

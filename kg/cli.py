@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,11 @@ def _default(model: type[BaseModel], name: str) -> str:
     return f"{field.description} (default {field.default})"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(
+    *, extensions: Sequence[Callable[[argparse._SubParsersAction], None]] = ()
+) -> argparse.ArgumentParser:
+    """The ``evergraph`` parser; each of ``extensions`` (default none) adds sub-commands of packages that build
+    on ``kg`` (the pipeline's ``run``/``up``/``rollback``), so ``kg`` never imports them."""
     parser = argparse.ArgumentParser(prog="evergraph", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,11 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--protocol", default=None, help="default: the run's protocol")
     ev.add_argument("--snapshot", type=int, default=None, help="default: the last finished one")
     ev.set_defaults(func=_evaluate)
+    for extend in extensions:
+        extend(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run one command (``argv`` defaults to ``sys.argv[1:]``); returns the exit status (2 on an Evergraph
+    error, printed without a trace)."""
+    args = (parser or build_parser()).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",

@@ -50,3 +50,8 @@ class UnknownComponentError(EvergraphError, KeyError):
 
 class CheckpointError(EvergraphError):
     """A checkpoint or run directory does not match what was asked (different config or data)."""
+
+
+class HistoryChangedError(EvergraphError):
+    """A snapshot that was already learned and registered has different content now. History is append-only:
+    restore the original snapshot, or add the change as a new snapshot."""

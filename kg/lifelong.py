@@ -19,8 +19,8 @@ import json
 import logging
 import resource
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,12 @@ def peak_rss_mb() -> float:
 
 @dataclass
 class RunPaths:
+    """Where a run directory keeps each file (``out`` may be given as a string)."""
+
     out: Path
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
 
     @property
     def config(self) -> Path:

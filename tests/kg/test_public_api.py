@@ -7,8 +7,11 @@ def test_exported_names_are_pinned():
             "INTERACTIONS",
             "PROTOCOLS",
             "STRATEGIES",
+            "Bundle",
+            "BundleError",
             "CheckpointError",
             "EvergraphError",
+            "EvergraphHome",
             "GrowingKG",
             "IngestReport",
             "Interaction",
@@ -29,6 +32,9 @@ def test_exported_names_are_pinned():
             "evaluate_stream",
             "get_interaction",
             "get_strategy",
+            "load_champion",
+            "switch_pointer",
+            "write_bundle",
             "write_example_dataset",
         ]
     )

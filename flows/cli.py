@@ -1,0 +1,154 @@
+"""The ``evergraph`` command: the engine's commands (``example``, ``train``, ``evaluate``) plus the pipeline's
+``run`` (the main job), ``rollback`` and ``up`` (local Prefect server, worker and MLflow UI).
+
+Prefect reads its settings when first imported, so this module sets the embedded defaults (PREFECT_HOME
+inside the Evergraph home, no analytics, a generous ephemeral start-up timeout) before importing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from kg import cli as kg_cli
+from kg.home import EvergraphHome
+
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "kg,registry",
+}
+
+
+def prefect_environment(home: EvergraphHome) -> dict[str, str]:
+    """Environment for Prefect processes of ``home``: its PREFECT_HOME and the embedded defaults (values already
+    in the environment win)."""
+    env = {"PREFECT_HOME": str(home.prefect_home), "EVERGRAPH_HOME": str(home.root), **PREFECT_DEFAULTS}
+    return {key: os.environ.get(key, value) for key, value in env.items()}
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"lineage {summary['lineage']}")
+    for column in ("snapshot", "version", "alias", "stream MRR"):
+        table.add_column(column, justify="right" if column != "alias" else "left")
+    for row in summary["created"]:
+        table.add_row(str(row["snapshot"]), row["version"], row["alias"], f"{row['stream_mrr']:.4f}")
+    for snapshot in summary["unchanged"]:
+        table.add_row(str(snapshot), "-", "unchanged", "-")
+    return table
+
+
+def _run(args: argparse.Namespace) -> int:
+    home = EvergraphHome.resolve(args.home)
+    os.environ.update(prefect_environment(home))
+    from flows.lifelong import lifelong_pipeline  # after the environment is set
+    from flows.params import PipelineConfig
+    from kg.example import write_example_dataset
+
+    source = args.data
+    if source is None:
+        source = home.root / "example-data"
+        if not (source / "0").exists():
+            write_example_dataset(source, seed=0)
+            kg_cli.console.print(f"example growing KG written to {source}")
+    train: dict[str, Any] = {"seed": args.seed, "device": args.device}
+    if args.max_epochs is not None:
+        train["max_epochs"] = args.max_epochs
+    config = PipelineConfig.model_validate(
+        {
+            "home": str(home.root),
+            "protocol": args.protocol,
+            "train": train,
+            "show_progress": not args.quiet,
+            "registry": {
+                k: v
+                for k, v in {"tracking_uri": args.tracking_uri, "tolerance": args.tolerance}.items()
+                if v is not None
+            },
+            **({"dim": args.dim} if args.dim else {}),
+        }
+    )
+    summary = lifelong_pipeline(source=str(source), strategy=args.strategy, model=args.model, config=config)
+    kg_cli.console.print(_summary_table(summary))
+    champion = summary["champion"]
+    if champion is None:
+        kg_cli.console.print("no champion yet")
+    else:
+        kg_cli.console.print(
+            f"champion: version {champion} (snapshot {summary['champion_snapshot']}), "
+            f"served from {home.champion_pointer}"
+        )
+    kg_cli.console.print(f"MLflow store: {home.tracking_uri}  (browse it with `evergraph up`)")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    home = EvergraphHome.resolve(args.home)
+    os.environ.update(prefect_environment(home))
+    from flows.rollback import rollback_champion
+
+    result = rollback_champion(version=args.version, home=str(home.root))
+    kg_cli.console.print(f"champion is now version {result['version']} (snapshot {result['snapshot']})")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from flows.services import LocalServices
+
+    home = EvergraphHome.resolve(args.home)
+    services = LocalServices(
+        home=home,
+        prefect_port=args.prefect_port,
+        mlflow_port=args.mlflow_port,
+        environment=prefect_environment(home),
+        deploy=not args.no_deploy,
+    )
+    return services.run_until_stopped()
+
+
+def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
+    """``run``, ``rollback`` and ``up``."""
+    run = sub.add_parser("run", help="the main job: the lifelong pipeline (Prefect + MLflow + FAISS) on a source")
+    run.add_argument("--data", type=Path, default=None, help="snapshots dir (default: the example KG in the home)")
+    run.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
+    run.add_argument("--strategy", default="lkge", help="lkge (default) | finetune | retrain")
+    run.add_argument("--model", default="transe", help="transe (default) | rotate")
+    run.add_argument("--protocol", default="all-entities", help="all-entities (default) | lkge-paper")
+    run.add_argument("--max-epochs", type=int, default=None, help="epochs per snapshot at most (default 200)")
+    run.add_argument("--dim", type=int, default=None, help="embedding dimension (default 200)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in the home)")
+    run.add_argument("--tolerance", type=float, default=None, help="allowed MRR drop on old test sets (0.01)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_run)
+
+    back = sub.add_parser("rollback", help="serve an earlier model version again (moves the champion alias)")
+    back.add_argument("version")
+    back.add_argument("--home", default=None)
+    back.set_defaults(func=_rollback)
+
+    up = sub.add_parser("up", help="start a local Prefect server, a process worker and the MLflow UI")
+    up.add_argument("--home", default=None)
+    up.add_argument("--prefect-port", type=int, default=4200)
+    up.add_argument("--mlflow-port", type=int, default=5000)
+    up.add_argument("--no-deploy", action="store_true", help="do not deploy prefect.yaml's deployments")
+    up.set_defaults(func=_up)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return kg_cli.build_parser(extensions=[add_pipeline_commands])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return kg_cli.main(argv, parser=build_parser())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The lifelong pipeline: every snapshot of a source not processed yet, in order, one subflow each.
+
+Per snapshot: train (continuing the lineage's model) -> in parallel, build the FAISS index and evaluate
+against the champion -> register an MLflow model version -> publish UI artifacts -> promotion gate.
+Re-running on the same snapshots creates nothing new; a changed snapshot is refused before any work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.params import PipelineConfig, lineage_name
+from flows.runners import make_task_runner
+from kg.interactions import get_interaction
+from kg.strategies import get_strategy
+from tasks.artifacts import publish_snapshot
+from tasks.evaluate import compare_with_champion
+from tasks.index import build_index
+from tasks.ingest import ingest_source
+from tasks.plan import plan_snapshots
+from tasks.promote import promote_version
+from tasks.register import register_snapshot
+from tasks.train import train_snapshot
+
+
+@flow(name="evergraph-snapshot", flow_run_name="snapshot-{snapshot}", task_runner=ThreadPoolTaskRunner(max_workers=4))
+def learn_snapshot(
+    *,
+    source: str,
+    snapshot: int,
+    lineage: str,
+    run_dir: str,
+    run_config: dict[str, Any],
+    config: PipelineConfig,
+    parent_version: str | None,
+) -> dict[str, Any]:
+    """Train, index, evaluate, register and gate one snapshot; returns its version and alias."""
+    registry = config.registry.model_dump()
+    entry = train_snapshot(
+        source=source,
+        run_dir=run_dir,
+        config=run_config,
+        snapshot=snapshot,
+        lineage=lineage,
+        show_progress=config.show_progress,
+    )
+    index = build_index.submit(run_dir=run_dir, snapshot=snapshot, index=config.index.model_dump())
+    comparison = compare_with_champion.submit(home=config.home, source=source, run_dir=run_dir, snapshot=snapshot)
+    registered = register_snapshot(
+        home=config.home,
+        registry=registry,
+        lineage=lineage,
+        source=source,
+        run_dir=run_dir,
+        snapshot=snapshot,
+        parent_version=parent_version,
+        wait_for=[index],
+    )
+    published = publish_snapshot.submit(
+        run_dir=run_dir,
+        snapshot=snapshot,
+        lineage=lineage,
+        source=source,
+        version=registered["version"],
+        parent_version=parent_version,
+        run_url=registered["run_url"],
+        plot_urls=registered["plot_urls"],
+    )
+    decision = promote_version(
+        home=config.home,
+        registry=registry,
+        lineage=lineage,
+        run_dir=run_dir,
+        snapshot=snapshot,
+        version=registered["version"],
+        comparison=comparison.result(),
+    )
+    published.wait()
+    return {
+        "snapshot": snapshot,
+        "version": registered["version"],
+        "alias": decision["alias"],
+        "reasons": decision["reasons"],
+        "stream_mrr": entry["stream"]["mrr"],
+        "run_url": registered["run_url"],
+    }
+
+
+@flow(name="evergraph-lifelong", flow_run_name="lifelong-{strategy}-{model}")
+def lifelong_pipeline(
+    source: str, strategy: str = "lkge", model: str = "transe", config: PipelineConfig | None = None
+) -> dict[str, Any]:
+    """Learn every snapshot of ``source`` (``DIR/<n>/{train,valid,test}.txt``) not learned yet with ``strategy``
+    (default ``lkge``) and ``model`` (default ``transe``); ``config`` (default ``PipelineConfig()``) holds the
+    home, training options, index and registry settings. Returns a summary with the champion version."""
+    logger = get_run_logger()
+    config = config or PipelineConfig()
+    get_strategy(config.run_config(strategy=strategy, model=model))  # unknown names fail before any work
+    get_interaction(model)
+    run_config = config.run_config(strategy=strategy, model=model)
+    lineage = lineage_name(source=source, config=run_config)
+    home = config.evergraph_home()
+    run_dir = str(home.run_dir(lineage))
+    registry = config.registry.model_dump()
+
+    snapshots = ingest_source(source=source)
+    plan = plan_snapshots(home=config.home, registry=registry, lineage=lineage, source=source, snapshots=snapshots)
+    todo = [p for p in plan if p["todo"] != "done"]
+    if not todo:
+        logger.info("all %d snapshot(s) of %s are already registered: nothing new to do", len(plan), source)
+    subflow = learn_snapshot.with_options(task_runner=make_task_runner(config.task_runner, config.max_workers))
+    results: dict[int, dict[str, Any]] = {}
+    parent: str | None = None
+    for step in plan:
+        if step["todo"] == "done":
+            parent = step["version"]
+            results[step["snapshot"]] = {"snapshot": step["snapshot"], "version": step["version"], "alias": None}
+            continue
+        results[step["snapshot"]] = subflow(
+            source=source,
+            snapshot=step["snapshot"],
+            lineage=lineage,
+            run_dir=run_dir,
+            run_config=run_config.model_dump(),
+            config=config,
+            parent_version=parent,
+        )
+        parent = results[step["snapshot"]]["version"]
+
+    from tasks.common import open_registry  # the flow only reads the final alias for its summary
+
+    champion = open_registry(home=config.home, registry=registry).champion()
+    summary = {
+        "lineage": lineage,
+        "home": str(home.root),
+        "created": [r for r in results.values() if r.get("alias") is not None],
+        "unchanged": [r["snapshot"] for r in results.values() if r.get("alias") is None],
+        "champion": None if champion is None else champion.version,
+        "champion_snapshot": None if champion is None else champion.snapshot,
+    }
+    if summary["created"]:
+        create_table_artifact(
+            [
+                {k: r[k] for k in ("snapshot", "version", "alias", "stream_mrr")}
+                for r in summary["created"]
+            ],
+            key=f"{lineage}-summary"[:100],
+            description="model versions created by this run",
+        )
+    create_markdown_artifact(
+        f"**{lineage}**: {len(summary['created'])} new version(s), {len(summary['unchanged'])} snapshot(s) "
+        f"unchanged; champion: version {summary['champion']}",
+        key=f"{lineage}-run-summary"[:100],
+    )
+    logger.info(
+        "%d new version(s), %d unchanged; champion is version %s",
+        len(summary["created"]),
+        len(summary["unchanged"]),
+        summary["champion"],
+    )
+    return summary

@@ -1,0 +1,46 @@
+"""Evaluate task: the new version against the champion on the newest test set, for the promotion gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from kg.bundle import BundleError, load_champion
+from kg.comparison import compare_on_new_test_set
+from kg.home import EvergraphHome
+from kg.ingest import GrowingKG
+from kg.lifelong import RunPaths, load_model_checkpoint
+from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
+
+
+@task(
+    name="evaluate-against-champion",
+    task_run_name="evaluate-snapshot-{snapshot}-against-champion",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_unless_final,
+)
+def compare_with_champion(*, home: str | None, source: str, run_dir: str, snapshot: int) -> dict[str, Any] | None:
+    """MRR of the new version and of the champion (loaded from its serving bundle, not from MLflow) on the part
+    of ``snapshot``'s test set the champion can score; ``None`` when there is no champion to compare with."""
+    logger = get_run_logger()
+    pointer = EvergraphHome.resolve(home).champion_pointer
+    if not pointer.exists():
+        logger.info("no champion yet: nothing to compare snapshot %d with", snapshot)
+        return None
+    try:
+        champion = load_champion(EvergraphHome.resolve(home))
+    except BundleError as error:
+        logger.warning("the champion's bundle cannot be loaded (%s); the new-test-set rule is skipped", error)
+        return None
+    new, _ = load_model_checkpoint(RunPaths(run_dir).snapshot_checkpoint(snapshot))
+    if champion.model.interaction_name != new.interaction_name or champion.model.entity.shape[1] != new.entity.shape[1]:
+        logger.info("the champion is a different kind of model; the new-test-set rule is skipped")
+        return None
+    if champion.model.num_entities > new.num_entities or champion.model.num_relations > new.num_relations:
+        logger.info("the champion comes from another lineage with a larger graph; the new-test-set rule is skipped")
+        return None
+    kg = GrowingKG.load(source, upto=snapshot)
+    result = compare_on_new_test_set(new=new, champion=champion.model, kg=kg, snapshot=snapshot)
+    return {**result.to_dict(), "champion_version": champion.version}

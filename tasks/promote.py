@@ -1,0 +1,98 @@
+"""Promotion tasks: the gate that decides the champion, and rollback. Both switch the serving bundle."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from kg.bundle import switch_pointer, write_bundle
+from kg.home import EvergraphHome
+from kg.lifelong import RunPaths
+from registry import decide
+from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
+
+
+def _entry(run_dir: str, snapshot: int) -> dict[str, Any]:
+    metrics = json.loads(RunPaths(run_dir).metrics.read_text())
+    return next(e for e in metrics["snapshots"] if e["snapshot"] == snapshot)
+
+
+def _serve(*, home: EvergraphHome, run_dir: str, snapshot: int, version: str, lineage: str) -> str:
+    """Write the version's bundle (idempotent) and point serving at it."""
+    bundle = write_bundle(
+        run_dir=run_dir,
+        snapshot=snapshot,
+        dest=home.bundle_dir(version),
+        version=version,
+        extra={"lineage": lineage},
+    )
+    switch_pointer(pointer=home.champion_pointer, bundle=bundle, version=version)
+    return str(bundle)
+
+
+@task(
+    name="promote",
+    task_run_name="promote-version-{version}",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_unless_final,
+)
+def promote_version(
+    *,
+    home: str | None,
+    registry: dict[str, Any],
+    lineage: str,
+    run_dir: str,
+    snapshot: int,
+    version: str,
+    comparison: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Apply the gate: ``champion`` when the version does not forget (within the tolerance) and is not worse on
+    the new test set, else ``challenger``; a markdown artifact explains the decision. A promoted version's
+    bundle is written and the serving pointer switched before the alias moves."""
+    logger = get_run_logger()
+    reg = open_registry(home=home, registry=registry)
+    evergraph_home = EvergraphHome.resolve(home)
+    champion = reg.champion()
+    champion_entry = None if champion is None or champion.version == version else reg.version_metrics(champion.version)
+    decision = decide(
+        new_entry=_entry(run_dir, snapshot),
+        champion_entry=champion_entry,
+        new_on_new=None if comparison is None else comparison.get("new_mrr"),
+        champion_on_new=None if comparison is None else comparison.get("champion_mrr"),
+        tolerance=reg.config.tolerance,
+    )
+    bundle = None
+    if decision.promote:
+        bundle = _serve(home=evergraph_home, run_dir=run_dir, snapshot=snapshot, version=version, lineage=lineage)
+    reg.promote(version, decision)
+    create_markdown_artifact(
+        decision.to_markdown(),
+        key=f"{lineage}-gate"[:100],
+        description=f"promotion gate for version {version}",
+    )
+    alias = "champion" if decision.promote else "challenger"
+    logger.info("version %s is now %s: %s", version, alias, "; ".join(decision.reasons))
+    return {"version": version, "alias": alias, "reasons": decision.reasons, "bundle": bundle}
+
+
+@task(name="rollback", task_run_name="rollback-to-version-{version}", retry_condition_fn=retry_unless_final)
+def rollback_version(*, home: str | None, registry: dict[str, Any], version: str) -> dict[str, Any]:
+    """Move ``champion`` back to ``version``: its bundle (rebuilt from its lineage's run directory when missing)
+    is served first, then the alias moves."""
+    reg = open_registry(home=home, registry=registry)
+    evergraph_home = EvergraphHome.resolve(home)
+    info = reg.get_version(version)  # a clear error for an unknown version
+    bundle = _serve(
+        home=evergraph_home,
+        run_dir=str(evergraph_home.run_dir(info.lineage)),
+        snapshot=info.snapshot,
+        version=info.version,
+        lineage=info.lineage,
+    )
+    reg.rollback(info.version)
+    get_run_logger().info("champion is now version %s (snapshot %d of %s)", info.version, info.snapshot, info.lineage)
+    return {"version": info.version, "snapshot": info.snapshot, "bundle": bundle}

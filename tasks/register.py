@@ -1,0 +1,60 @@
+"""Register task: log a snapshot's MLflow run and register it as one model version (idempotent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from registry import log_snapshot_run
+from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
+
+
+@task(
+    name="register",
+    task_run_name="register-snapshot-{snapshot}",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_unless_final,
+)
+def register_snapshot(
+    *,
+    home: str | None,
+    registry: dict[str, Any],
+    lineage: str,
+    source: str,
+    run_dir: str,
+    snapshot: int,
+    parent_version: str | None,
+) -> dict[str, Any]:
+    """Log ``snapshot``'s run (params, per-epoch metrics, dataset, weights, vocabularies, index, plots) and
+    register it; a snapshot already registered returns its existing version. Returns ``version``, ``run_id``,
+    ``run_url`` and ``plot_urls`` (for the Prefect UI)."""
+    reg = open_registry(home=home, registry=registry)
+    existing = reg.find_version(lineage=lineage, snapshot=snapshot)
+    if existing is not None:
+        run_id, version = existing.run_id, existing.version
+        get_run_logger().info("snapshot %d is already version %s; not registering again", snapshot, version)
+    else:
+        run_id = log_snapshot_run(
+            client=reg.client,
+            experiment_id=reg.experiment_id,
+            run_dir=run_dir,
+            snapshot=snapshot,
+            lineage=lineage,
+            source=source,
+        )
+        version = reg.register(
+            run_id=run_id,
+            lineage=lineage,
+            snapshot=snapshot,
+            content_hash=reg.run_content_hash(run_id),
+            parent_version=parent_version,
+        ).version
+        get_run_logger().info("snapshot %d registered as %s version %s", snapshot, reg.model_name, version)
+    return {
+        "version": version,
+        "run_id": run_id,
+        "run_url": reg.run_url(run_id),
+        "plot_urls": reg.plot_urls(run_id),
+    }

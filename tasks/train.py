@@ -1,0 +1,66 @@
+"""Train task: learn one snapshot with the engine, continuing the lineage's run directory."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from kg.config import RunConfig
+from kg.lifelong import LifelongRun
+from tasks.common import retry_unless_final
+
+PROGRESS_EVERY_SECONDS = 2.0
+"""The Prefect progress artifact is updated at most this often (each update is an API call)."""
+
+
+class _ProgressReporter:
+    """Turns the engine's per-epoch records into a Prefect progress artifact (percent of ``max_epochs``;
+    early stopping jumps it to 100 %)."""
+
+    def __init__(self, *, snapshot: int, key: str) -> None:
+        self.snapshot = snapshot
+        self.artifact_id = create_progress_artifact(
+            progress=0.0, key=key, description=f"training snapshot {snapshot}: epochs done / max epochs"
+        )
+        self._last = 0.0
+
+    def __call__(self, snapshot: int, record: dict[str, float]) -> None:
+        now = time.monotonic()
+        if snapshot != self.snapshot or now - self._last < PROGRESS_EVERY_SECONDS:
+            return
+        self._last = now
+        try:
+            update_progress_artifact(self.artifact_id, progress=100.0 * record["epoch"] / record["max_epochs"])
+        except Exception as error:  # noqa: BLE001 - progress is cosmetic; training must not fail for it
+            get_run_logger().debug("progress artifact not updated: %s", error)
+
+    def done(self) -> None:
+        update_progress_artifact(self.artifact_id, progress=100.0)
+
+
+@task(name="train", task_run_name="train-snapshot-{snapshot}", retry_condition_fn=retry_unless_final)
+def train_snapshot(
+    *, source: str, run_dir: str, config: dict[str, Any], snapshot: int, lineage: str, show_progress: bool = False
+) -> dict[str, Any]:
+    """Learn snapshots up to ``snapshot`` in ``run_dir`` (resuming; finished snapshots are not redone) and
+    return the metrics entry of ``snapshot`` (without its per-epoch history)."""
+    logger = get_run_logger()
+    run_config = RunConfig.model_validate(config)
+    reporter = _ProgressReporter(snapshot=snapshot, key=f"{lineage}-training"[:100])
+    run = LifelongRun(
+        data=source, out=run_dir, config=run_config, show_progress=show_progress, on_epoch=reporter
+    )
+    metrics = run.run(upto=snapshot)
+    reporter.done()
+    entry = next(e for e in metrics["snapshots"] if e["snapshot"] == snapshot)
+    logger.info(
+        "snapshot %d: %d epochs in %.1fs, stream MRR %.4f",
+        snapshot,
+        entry["epochs"],
+        entry["train_seconds"],
+        entry["stream"]["mrr"],
+    )
+    return {k: v for k, v in entry.items() if k != "history"}

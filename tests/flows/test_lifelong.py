@@ -1,0 +1,139 @@
+"""The lifelong pipeline on the example KG: versions, champion, idempotent re-runs, refused history changes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows.lifelong import lifelong_pipeline
+from flows.params import PipelineConfig, lineage_name
+from kg.bundle import Bundle, load_champion, read_pointer
+from kg.config import TrainConfig
+from kg.errors import HistoryChangedError
+from kg.home import EvergraphHome
+from registry import ModelRegistry, RegistryConfig
+
+
+def small_source(example_data: Path, dest: Path, snapshots: int) -> Path:
+    """The first ``snapshots`` snapshots of the example KG (and its name files) in ``dest``."""
+    dest.mkdir(parents=True)
+    for item in example_data.iterdir():
+        if item.is_dir() and item.name.isdigit() and int(item.name) < snapshots:
+            shutil.copytree(item, dest / item.name)
+        elif item.is_file():
+            shutil.copy(item, dest / item.name)
+    return dest
+
+
+def quick_config(home: Path, **registry: object) -> PipelineConfig:
+    train = TrainConfig(max_epochs=10, eval_every=5, patience=2, checkpoint_every=5, seed=0, device="cpu")
+    return PipelineConfig(home=str(home), dim=32, train=train, registry=RegistryConfig(**registry))
+
+
+def open_registry(home: Path) -> ModelRegistry:
+    return ModelRegistry(config=RegistryConfig(), home=EvergraphHome.resolve(home))
+
+
+@pytest.fixture(scope="module")
+def pipeline(example_data: Path, tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> dict:
+    root = tmp_path_factory.mktemp("pipeline")
+    source = small_source(example_data, root / "source", snapshots=3)
+    config = quick_config(root / "home")
+    summary = lifelong_pipeline(source=str(source), strategy="lkge", model="transe", config=config)
+    return {"source": source, "config": config, "summary": summary, "home": root / "home"}
+
+
+def test_one_version_per_snapshot_with_a_served_champion(pipeline: dict) -> None:
+    summary = pipeline["summary"]
+    assert [r["snapshot"] for r in summary["created"]] == [0, 1, 2]
+    registry = open_registry(pipeline["home"])
+    lineage = summary["lineage"]
+    versions = [registry.find_version(lineage=lineage, snapshot=i) for i in range(3)]
+    assert all(v is not None for v in versions)
+    assert len({v.version for v in versions}) == 3
+    assert [v.parent_version for v in versions] == [None, versions[0].version, versions[1].version]
+    champion = registry.champion()
+    assert champion is not None and champion.version == summary["champion"]
+    # serving reads the pointer and the bundle, which hold the champion
+    home = EvergraphHome.resolve(pipeline["home"])
+    assert read_pointer(home.champion_pointer)["version"] == champion.version
+    bundle = load_champion(home)
+    assert isinstance(bundle, Bundle) and bundle.version == champion.version
+    assert bundle.model.num_entities == bundle.index.num_entities
+
+
+def test_rerun_on_the_same_snapshots_creates_nothing(pipeline: dict) -> None:
+    registry = open_registry(pipeline["home"])
+    before = sorted(v.version for v in registry.versions())
+    champion = registry.champion().version
+    again = lifelong_pipeline(
+        source=str(pipeline["source"]), strategy="lkge", model="transe", config=pipeline["config"]
+    )
+    assert again["created"] == []
+    assert again["unchanged"] == [0, 1, 2]
+    assert sorted(v.version for v in registry.versions()) == before
+    assert registry.champion().version == champion
+
+
+def test_a_new_snapshot_continues_the_lineage(pipeline: dict, example_data: Path) -> None:
+    shutil.copytree(example_data / "3", pipeline["source"] / "3")
+    summary = lifelong_pipeline(
+        source=str(pipeline["source"]), strategy="lkge", model="transe", config=pipeline["config"]
+    )
+    assert [r["snapshot"] for r in summary["created"]] == [3]
+    registry = open_registry(pipeline["home"])
+    new = registry.find_version(lineage=summary["lineage"], snapshot=3)
+    assert new.parent_version == registry.find_version(lineage=summary["lineage"], snapshot=2).version
+    run_dir = EvergraphHome.resolve(pipeline["home"]).run_dir(summary["lineage"])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert [e["snapshot"] for e in metrics["snapshots"]] == [0, 1, 2, 3]  # continued, not retrained
+
+
+def test_a_changed_snapshot_is_refused_before_any_work(example_data: Path, tmp_path: Path) -> None:
+    source = small_source(example_data, tmp_path / "source", snapshots=2)
+    config = quick_config(tmp_path / "home")
+    first = lifelong_pipeline(source=str(source), strategy="finetune", model="transe", config=config)
+    registry = open_registry(tmp_path / "home")
+    before = sorted(v.version for v in registry.versions())
+    train = source / "1" / "train.txt"
+    lines = train.read_text().splitlines(keepends=True)
+    train.write_text("".join(lines[:-1]))  # history rewritten: one fact gone
+    with pytest.raises(HistoryChangedError, match=r"snapshot 1 .*changed"):
+        lifelong_pipeline(source=str(source), strategy="finetune", model="transe", config=config)
+    assert sorted(v.version for v in registry.versions()) == before
+    assert registry.champion().version == first["champion"]
+
+
+def test_unknown_strategy_fails_before_any_work(tmp_path: Path, example_data: Path) -> None:
+    config = quick_config(tmp_path / "home")
+    with pytest.raises(Exception, match="nonsense"):
+        lifelong_pipeline(source=str(example_data), strategy="nonsense", model="transe", config=config)
+    assert not (tmp_path / "home" / "runs").exists()
+
+
+def test_lineage_depends_on_source_and_options(tmp_path: Path) -> None:
+    a = quick_config(tmp_path).run_config(strategy="lkge", model="transe")
+    b = quick_config(tmp_path).run_config(strategy="finetune", model="transe")
+    assert lineage_name(source=tmp_path / "x", config=a) == lineage_name(source=tmp_path / "x", config=a)
+    assert lineage_name(source=tmp_path / "x", config=a) != lineage_name(source=tmp_path / "y", config=a)
+    assert lineage_name(source=tmp_path / "x", config=a) != lineage_name(source=tmp_path / "x", config=b)
+    assert lineage_name(source=tmp_path / "x", config=a).startswith("x-lkge-transe-")
+
+
+def test_rollback_serves_an_earlier_version(pipeline: dict) -> None:  # last: it moves the champion
+    from flows.rollback import rollback_champion
+
+    registry = open_registry(pipeline["home"])
+    lineage = pipeline["summary"]["lineage"]
+    first = registry.find_version(lineage=lineage, snapshot=0)
+    result = rollback_champion(version=first.version, home=str(pipeline["home"]))
+    assert result["version"] == first.version
+    assert registry.champion().version == first.version
+    bundle = load_champion(EvergraphHome.resolve(pipeline["home"]))
+    assert (bundle.version, bundle.snapshot) == (first.version, 0)
+    with pytest.raises(Exception, match="999"):
+        rollback_champion(version="999", home=str(pipeline["home"]))
+    assert registry.champion().version == first.version

@@ -1,0 +1,78 @@
+import ast
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+import registry
+from kg.home import EvergraphHome
+from registry import RegistryConfig
+
+
+def test_exported_names_are_pinned():
+    assert sorted(registry.__all__) == sorted(
+        [
+            "CHALLENGER",
+            "CHAMPION",
+            "GateDecision",
+            "ManifestError",
+            "ModelRegistry",
+            "RegistryConfig",
+            "RegistryError",
+            "StoreLocation",
+            "VersionInfo",
+            "decide",
+            "forgetting_matrix_png",
+            "log_snapshot_run",
+            "stream_mrr_png",
+            "verify_manifest",
+        ]
+    )
+    for name in registry.__all__:
+        assert getattr(registry, name) is not None
+
+
+def test_defaults_use_the_home_store_and_its_artifacts(tmp_path: Path):
+    home = EvergraphHome(tmp_path)
+    location = RegistryConfig().location(home)
+    assert location.tracking_uri == home.tracking_uri
+    assert location.artifact_location == home.artifacts.as_uri()
+
+
+def test_an_explicit_sqlite_store_keeps_artifacts_beside_it(tmp_path: Path):
+    location = RegistryConfig(tracking_uri=f"sqlite:///{tmp_path}/x/m.db").location(EvergraphHome(tmp_path / "h"))
+    assert location.artifact_location == (tmp_path / "x" / "mlartifacts").as_uri()
+    assert RegistryConfig(tracking_uri="http://127.0.0.1:5000").location().artifact_location is None
+
+
+def test_config_rejects_unknown_keys_and_negative_tolerance():
+    with pytest.raises(ValidationError):
+        RegistryConfig(tolerence=0.1)
+    with pytest.raises(ValidationError):
+        RegistryConfig(tolerance=-0.1)
+    assert RegistryConfig(mlflow_ui_url="http://h:5000/").mlflow_ui_url == "http://h:5000"
+
+
+def imported(path: Path) -> set[str]:
+    """Top-level packages a module imports at run time (``if TYPE_CHECKING:`` blocks excluded)."""
+    tree = ast.parse(path.read_text())
+    guards = [n for n in ast.walk(tree) if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
+    skipped = {id(n) for guard in guards for n in ast.walk(guard)}
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_import_rules():
+    """Never prefect, tasks or flows; the gate, plots, manifest and config (and the package face) without MLflow."""
+    package = Path(registry.__file__).parent
+    for module in package.glob("*.py"):
+        assert not imported(module) & {"prefect", "tasks", "flows"}, module.name
+    for name in ("__init__", "config", "errors", "gate", "manifest", "plots"):
+        assert "mlflow" not in imported(package / f"{name}.py"), name

@@ -1,0 +1,85 @@
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from registry import RegistryConfig, RegistryError, log_snapshot_run, verify_manifest
+from tests.registry.conftest import LINEAGE
+
+
+def test_a_snapshot_run_holds_params_metrics_dataset_and_artifacts(
+    logged: dict[int, str], tracking_uri: str, metrics: dict[str, Any], run_dir: Path, tmp_path: Path
+):
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = client.get_run(logged[1])
+    entry = metrics["snapshots"][1]
+    assert run.info.run_name == f"{LINEAGE}-snapshot-1" and run.info.status == "FINISHED"
+    assert run.data.tags["evergraph.lineage"] == LINEAGE
+    assert run.data.tags["evergraph.snapshot"] == "1"
+    assert run.data.tags["evergraph.content_hash"] == entry["content_hash"]
+    assert run.data.params["train.lr"] == "0.003" and run.data.params["model.dim"] == "32"
+    assert "checksum" not in run.data.params and run.data.params["data"].endswith("data")
+    assert run.data.metrics["stream_mrr"] == pytest.approx(entry["stream"]["mrr"])
+    assert run.data.metrics["test_0_hits_at_10"] == pytest.approx(entry["per_test_set"][0]["hits@10"])
+    assert run.data.metrics["num_entities"] == entry["num_entities"]
+    losses = client.get_metric_history(logged[1], "loss")
+    assert sorted(m.step for m in losses) == [r["epoch"] for r in entry["history"]]
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.digest == entry["content_hash"][:32]
+    assert json.loads(dataset.dataset.source)["uri"].endswith("/1")
+
+    plots = {a.path for a in client.list_artifacts(logged[1], "plots")}
+    assert plots == {"plots/forgetting_matrix.png", "plots/stream_mrr.png"}
+    model = Path(client.download_artifacts(logged[1], "model", str(tmp_path)))
+    manifest = verify_manifest(model)  # every sha256 matches
+    assert set(manifest["files"]) == {
+        "weights.pt", "entities.tsv", "relations.tsv", "config.json", "metrics.json", "index.faiss", "index.faiss.json"
+    }  # fmt: skip
+    assert (manifest["snapshot"], manifest["lineage"], manifest["interaction"]) == (1, LINEAGE, "transe")
+    weights = torch.load(model / "weights.pt", weights_only=True)
+    assert weights["entity"].shape[0] == entry["num_entities"] == len((model / "entities.tsv").read_text().splitlines())
+    assert json.loads((model / "metrics.json").read_text()) == entry
+
+
+def test_snapshot_0_is_cut_to_its_own_vocabulary_and_has_no_index(
+    logged: dict[int, str], tracking_uri: str, metrics: dict[str, Any], tmp_path: Path
+):
+    model = Path(MlflowClient(tracking_uri=tracking_uri).download_artifacts(logged[0], "model", str(tmp_path)))
+    manifest = verify_manifest(model)
+    assert "index.faiss" not in manifest["files"]
+    assert len((model / "entities.tsv").read_text().splitlines()) == metrics["snapshots"][0]["num_entities"]
+
+
+def test_logging_again_returns_the_same_run(logged: dict[int, str], tracking_uri: str, run_dir: Path):
+    config = RegistryConfig(tracking_uri=tracking_uri)
+    assert log_snapshot_run(run_dir=run_dir, snapshot=1, lineage=LINEAGE, config=config) == logged[1]
+    runs = MlflowClient(tracking_uri=tracking_uri).search_runs(
+        [MlflowClient(tracking_uri=tracking_uri).get_run(logged[1]).info.experiment_id],
+        filter_string=f"tags.`evergraph.lineage` = '{LINEAGE}' AND tags.`evergraph.snapshot` = '1'",
+    )
+    assert [r.info.run_id for r in runs] == [logged[1]]
+
+
+def test_an_unfinished_run_is_replaced(logged: dict[int, str], tracking_uri: str, run_dir: Path, tmp_path: Path):
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_run(logged[0]).info.experiment_id
+    tags = {"evergraph.lineage": "crashed", "evergraph.snapshot": "0"}
+    cut_short = client.create_run(experiment, tags=tags).info.run_id  # left RUNNING, as if killed mid-log
+    source = tmp_path / "moved-data"
+    config = RegistryConfig(tracking_uri=tracking_uri)
+    run_id = log_snapshot_run(run_dir=run_dir, snapshot=0, lineage="crashed", source=source, config=config)
+    assert run_id != cut_short
+    assert client.get_run(run_id).data.params["data.snapshot_dir"] == str(source / "0")
+    assert client.get_run(cut_short).info.lifecycle_stage == "deleted"
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_unfinished_snapshot_and_bad_lineage_are_clear_errors(tracking_uri: str, run_dir: Path):
+    config = RegistryConfig(tracking_uri=tracking_uri)
+    with pytest.raises(RegistryError, match="snapshot 3 is not finished .* train it first"):
+        log_snapshot_run(run_dir=run_dir, snapshot=3, lineage=LINEAGE, config=config)
+    with pytest.raises(RegistryError, match="not a valid name"):
+        log_snapshot_run(run_dir=run_dir, snapshot=0, lineage="it's", config=config)
