@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/evergraph example --out $(HOME_DIR)/example-data
-	$(BIN)/evergraph train --data $(HOME_DIR)/example-data --out $(HOME_DIR)/runs/demo-lkge --strategy lkge --model transe
+	$(BIN)/evergraph run --home $(HOME_DIR)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/lifelong.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(HOME_DIR) .pytest_cache

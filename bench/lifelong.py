@@ -25,15 +25,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._results import RESULTS, write_section  # noqa: E402
 from kg.config import RunConfig  # noqa: E402
-from kg.ingest import GrowingKG  # noqa: E402
+from kg.ingest import GrowingKG, list_snapshot_dirs  # noqa: E402
 from kg.model import doubled_triples  # noqa: E402
 from kg.strategies import SnapshotContext, get_strategy  # noqa: E402
 from kg.training import link_prediction_loss, make_optimizer  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "lkge"
 RUNS = ROOT / "bench" / "runs"
-RESULTS = ROOT / "bench" / "RESULTS.md"
+TIMINGS = RUNS / "epoch-timings.json"
+DEFAULT_STRATEGIES = ("lkge", "finetune", "retrain")
 logger = logging.getLogger("bench")
 
 PUBLISHED = {  # MRR / H@1 / H@10 after the last snapshot, paper protocol
@@ -70,10 +72,11 @@ def epoch_timings(dataset: str = "ENTITY", epochs: int = 5) -> dict[str, float]:
     """Seconds per training epoch on snapshot 0: link prediction only, + MAE, + MAE + regularisation."""
     kg = GrowingKG.load(DATA / dataset, upto=0)
     out = {}
+    defaults = RunConfig(strategy="lkge").lkge
     for label, mae, reg in (
         ("plain", 0.0, 0.0),
-        ("+ autoencoder", 0.1, 0.0),
-        ("+ autoencoder + regularisation", 0.1, 0.01),
+        ("+ autoencoder", defaults.reconstruction_weight, 0.0),
+        ("+ autoencoder + regularisation", defaults.reconstruction_weight, defaults.regularization_weight),
     ):
         config = RunConfig(strategy="lkge")
         config.lkge.reconstruction_weight, config.lkge.regularization_weight = mae, reg
@@ -102,6 +105,7 @@ def epoch_timings(dataset: str = "ENTITY", epochs: int = 5) -> dict[str, float]:
                     loss = loss + extra
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                strategy.add_gradients(model)
                 opt.step()
             times.append(time.perf_counter() - t0)
         out[label] = sorted(times)[len(times) // 2]
@@ -115,7 +119,7 @@ def fmt(x: float) -> str:
 def report(results: dict[str, dict[str, dict]], timings: dict[str, float] | None, protocol: str) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     lines = [
-        "# Benchmark results",
+        "## Lifelong learning (`bench/lifelong.py`)",
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit.strip() or 'unknown'}",
         f"- machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
@@ -126,7 +130,7 @@ def report(results: dict[str, dict[str, dict]], timings: dict[str, float] | None
     ]
     if timings:
         lines += [
-            "## Training epoch, ENTITY snapshot 0 (27,832 facts + inverses, dim 200, 10 negatives, batch 2048)",
+            "### Training epoch, ENTITY snapshot 0 (27,832 facts + inverses, dim 200, 10 negatives, batch 2048)",
             "",
             "| loss | seconds per epoch (median of 5) |",
             "|---|---|",
@@ -135,7 +139,7 @@ def report(results: dict[str, dict[str, dict]], timings: dict[str, float] | None
         lines.append("")
     for dataset, by_strategy in results.items():
         lines += [
-            f"## {dataset}",
+            f"### {dataset}",
             "",
             "| strategy | MRR | H@1 | H@3 | H@10 | train s | eval s | eval s at last snapshot | peak RSS MB "
             "| epochs per snapshot |",
@@ -228,9 +232,31 @@ def targets(results: dict[str, dict[str, dict]], timings: dict[str, float] | Non
         )
     if not rows:
         return []
-    out = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    out = ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
     out += [f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in rows]
     return [*out, ""]
+
+
+def collect_results(protocol: str) -> dict[str, dict[str, dict]]:
+    """Every finished run in ``bench/runs`` for ``protocol``, by dataset, then by strategy (default options
+    first, then runs with a ``--label``, named ``strategy label``). Unfinished runs are left out."""
+    results: dict[str, dict[str, dict]] = {}
+    for dataset in PUBLISHED:
+        if not (DATA / dataset).is_dir():
+            continue
+        expected = len(list_snapshot_dirs(DATA / dataset))
+        found: dict[str, dict] = {}
+        for path in sorted(RUNS.glob(f"{dataset}-*-{protocol}/metrics.json")):
+            metrics = json.loads(path.read_text())
+            if len(metrics["snapshots"]) != expected:
+                continue
+            name = path.parent.name[len(dataset) + 1 : -len(protocol) - 1]
+            strategy, _, label = name.partition("-")
+            found[f"{strategy} {label}".strip()] = metrics
+        ordered = [s for s in DEFAULT_STRATEGIES if s in found] + sorted(set(found) - set(DEFAULT_STRATEGIES))
+        if ordered:
+            results[dataset] = {key: found[key] for key in ordered}
+    return results
 
 
 def main() -> int:
@@ -247,9 +273,12 @@ def main() -> int:
     if not DATA.is_dir():
         logger.error("no benchmark data at %s", DATA)
         return 1
-    results: dict[str, dict[str, dict]] = {}
-    timings = None if args.no_timings else epoch_timings()
-    if timings:
+    if args.no_timings:
+        timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else None
+    else:
+        timings = epoch_timings()
+        RUNS.mkdir(parents=True, exist_ok=True)
+        TIMINGS.write_text(json.dumps(timings, indent=2))
         logger.info("epoch timings: %s", timings)
     for dataset in args.datasets.split(","):
         strategies = args.strategies or ("lkge,finetune,retrain" if dataset == "ENTITY" else "lkge,finetune")
@@ -258,23 +287,14 @@ def main() -> int:
                 import shutil
 
                 shutil.rmtree(RUNS / f"{dataset}-{strategy}-{args.protocol}", ignore_errors=True)
-            key = f"{strategy} {args.label}" if args.label else strategy
-            results.setdefault(dataset, {})[key] = run_strategy(
+            run_strategy(
                 dataset,
                 strategy,
                 protocol=args.protocol,
                 extra=args.extra,
                 label=f"{strategy}-{args.label}" if args.label else None,
             )
-            RESULTS.write_text(report(results, timings, args.protocol))
-        # finished runs with other options (``--label``) are reported beside the defaults
-        for other in sorted(RUNS.glob(f"{dataset}-*-{args.protocol}/metrics.json")):
-            name = other.parent.name[len(dataset) + 1 : -len(args.protocol) - 1]
-            strategy, _, label = name.partition("-")
-            key = f"{strategy} {label}".strip()
-            if key not in results[dataset]:
-                results[dataset][key] = json.loads(other.read_text())
-        RESULTS.write_text(report(results, timings, args.protocol))
+    write_section("lifelong", report(collect_results(args.protocol), timings, args.protocol))
     logger.info("wrote %s", RESULTS)
     return 0
 

@@ -17,7 +17,8 @@ from flows.params import PipelineConfig, lineage_name
 from flows.runners import make_task_runner
 from kg.interactions import get_interaction
 from kg.strategies import get_strategy
-from tasks.artifacts import publish_snapshot
+from tasks.artifacts import artifact_key, publish_snapshot
+from tasks.common import open_registry
 from tasks.evaluate import compare_with_champion
 from tasks.index import build_index
 from tasks.ingest import ingest_source
@@ -79,7 +80,7 @@ def learn_snapshot(
         version=registered["version"],
         comparison=comparison.result(),
     )
-    published.wait()
+    published.result()  # a failed artifact task fails the snapshot instead of passing unnoticed
     return {
         "snapshot": snapshot,
         "version": registered["version"],
@@ -131,8 +132,6 @@ def lifelong_pipeline(
         )
         parent = results[step["snapshot"]]["version"]
 
-    from tasks.common import open_registry  # the flow only reads the final alias for its summary
-
     champion = open_registry(home=config.home, registry=registry).champion()
     summary = {
         "lineage": lineage,
@@ -148,13 +147,13 @@ def lifelong_pipeline(
                 {k: r[k] for k in ("snapshot", "version", "alias", "stream_mrr")}
                 for r in summary["created"]
             ],
-            key=f"{lineage}-summary"[:100],
+            key=artifact_key(lineage, "summary"),
             description="model versions created by this run",
         )
     create_markdown_artifact(
         f"**{lineage}**: {len(summary['created'])} new version(s), {len(summary['unchanged'])} snapshot(s) "
         f"unchanged; champion: version {summary['champion']}",
-        key=f"{lineage}-run-summary"[:100],
+        key=artifact_key(lineage, "run-summary"),
     )
     logger.info(
         "%d new version(s), %d unchanged; champion is version %s",

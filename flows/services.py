@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from rich.console import Console
 
 from kg.errors import EvergraphError
 from kg.home import EvergraphHome
@@ -180,11 +181,12 @@ class LocalServices:
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
             self.start()
-            print(f"Prefect UI:  http://127.0.0.1:{self.prefect_port}")  # noqa: T201 - the command's output
-            print(f"MLflow UI:   http://127.0.0.1:{self.mlflow_port}")  # noqa: T201
-            print(f"worker:      pool {WORK_POOL!r}; logs in {self.home.root / 'logs'}")  # noqa: T201
-            print(f"use it:      export PREFECT_API_URL=http://127.0.0.1:{self.prefect_port}/api")  # noqa: T201
-            print("Ctrl-C stops all three.")  # noqa: T201
+            console = Console()
+            console.print(f"Prefect UI:  http://127.0.0.1:{self.prefect_port}")
+            console.print(f"MLflow UI:   http://127.0.0.1:{self.mlflow_port}")
+            console.print(f"worker:      pool {WORK_POOL!r}; logs in {self.home.root / 'logs'}")
+            console.print(f"use it:      export PREFECT_API_URL=http://127.0.0.1:{self.prefect_port}/api")
+            console.print("Ctrl-C stops all three.")
             while all(s.process.poll() is None for s in self.started):
                 time.sleep(1)
             dead = [s.name for s in self.started if s.process.poll() is not None]

@@ -66,6 +66,7 @@ def _train(args: argparse.Namespace) -> int:
                 "margin": args.margin,
                 "eval_every": args.eval_every,
                 "patience": args.patience,
+                "min_delta": args.min_delta,
                 "checkpoint_every": args.checkpoint_every,
             }.items()
             if v is not None
@@ -170,6 +171,7 @@ def build_parser(
     tr.add_argument("--margin", type=float, default=None, help=_default(TrainConfig, "margin"))
     tr.add_argument("--eval-every", type=int, default=None, help=_default(TrainConfig, "eval_every"))
     tr.add_argument("--patience", type=int, default=None, help=_default(TrainConfig, "patience"))
+    tr.add_argument("--min-delta", type=float, default=None, help=_default(TrainConfig, "min_delta"))
     tr.add_argument("--checkpoint-every", type=int, default=None, help=_default(TrainConfig, "checkpoint_every"))
     tr.add_argument(
         "--reconstruction-weight", type=float, default=None, help=_default(LKGEConfig, "reconstruction_weight")

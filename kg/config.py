@@ -37,6 +37,12 @@ class TrainConfig(_Config):
     max_epochs: int = Field(200, gt=0, description="epochs per snapshot at most")
     eval_every: int = Field(5, gt=0, description="validate (filtered MRR on valid.txt) every N epochs")
     patience: int = Field(3, ge=1, description="stop after this many validations without improvement")
+    min_delta: float = Field(
+        1e-3,
+        ge=0,
+        description="a validation MRR gain smaller than this is no improvement for patience (the best weights "
+        "are still kept); stops the long slow creep at the end of a snapshot",
+    )
     checkpoint_every: int = Field(10, gt=0, description="write a resumable checkpoint every N epochs")
     seed: int = Field(0, description="seeds torch; CPU runs with the same seed are repeatable")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu")
@@ -47,7 +53,13 @@ class LKGEConfig(_Config):
     """The LKGE strategy (Cui et al., AAAI 2023): masked autoencoder, transfer and regularisation."""
 
     reconstruction_weight: float = Field(0.001, ge=0, description="weight of the masked-autoencoder loss")
-    regularization_weight: float = Field(0.01, ge=0, description="weight of the embedding regularisation")
+    regularization_weight: float = Field(
+        1e-5,
+        ge=0,
+        description="weight of the embedding regularisation (per step, against a mean batch loss; Adam rescales "
+        "each coordinate, so small weights already hold old embeddings: 1e-2 froze them and stopped new facts "
+        "from being learned on FACT, see bench/RESULTS.md)",
+    )
     transfer: bool = Field(True, description="initialise new entities/relations from known neighbours")
     reconstruct_relations: bool = Field(True, description="also reconstruct relations from their edges")
     mae_entities_per_batch: int = Field(

@@ -91,7 +91,8 @@ def train_snapshot(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainOutcome:
     """Train ``model`` on the strategy's facts for ``ctx.index``; stop early when validation MRR (every
-    ``eval_every`` epochs) has not improved ``patience`` times; restore the best weights.
+    ``eval_every`` epochs) has not improved by at least ``min_delta`` ``patience`` times in a row; restore the
+    best weights.
 
     ``checkpoint(state)`` is called every ``checkpoint_every`` epochs with everything needed to continue;
     passing that state back as ``resume`` continues where it stopped. ``on_epoch(record)`` (default: none)
@@ -166,12 +167,14 @@ def train_snapshot(
                 model.eval()
                 mrr = validate(model)
                 record["valid_mrr"] = mrr
-                if mrr > best_mrr:
-                    best_mrr, best_epoch, bad = mrr, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if mrr >= best_mrr + config.min_delta:
+                    bad = 0
                 else:
                     bad += 1
                     stop = bad >= config.patience
+                if mrr > best_mrr:  # the best weights are kept even when the gain is below min_delta
+                    best_mrr, best_epoch = mrr, epoch
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 logger.debug("snapshot %d epoch %d loss %.4f valid MRR %.4f", ctx.index, epoch, record["loss"], mrr)
             history.append(record)
             if on_epoch is not None:

@@ -42,8 +42,9 @@ class RegistryConfig(BaseModel):
         0.01, ge=0, description="allowed drop of the mean MRR over earlier test sets before a gate fails; default 0.01"
     )
     mlflow_ui_url: str | None = Field(
-        None,
-        description="base URL of an MLflow UI (e.g. http://127.0.0.1:5000) used to link results to runs; default none",
+        "http://127.0.0.1:5000",
+        description="base URL of the MLflow UI that links point to; default http://127.0.0.1:5000 (what "
+        "`evergraph up` starts); None = no links",
     )
 
     @field_validator("mlflow_ui_url")

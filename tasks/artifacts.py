@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -16,6 +18,13 @@ from prefect.artifacts import (
 from kg.lifelong import RunPaths
 
 METRIC_COLUMNS = ("mrr", "hits@1", "hits@3", "hits@10")
+
+
+def artifact_key(lineage: str, what: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits and dashes only) for ``what`` of ``lineage``; the same
+    key across runs groups an artifact's versions in the UI."""
+    what = Path(what).stem if what.endswith(".png") else what
+    return re.sub(r"[^a-z0-9-]+", "-", f"{lineage}-{what}".lower()).strip("-")[:100]
 
 
 def metrics_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -80,7 +89,7 @@ def publish_snapshot(
     config = json.loads(paths.config.read_text())
     create_table_artifact(
         metrics_rows(entry),
-        key=f"{lineage}-metrics"[:100],
+        key=artifact_key(lineage, "metrics"),
         description=f"version {version}, snapshot {snapshot}: MRR/Hits on every test set so far and the stream",
     )
     create_markdown_artifact(
@@ -93,10 +102,12 @@ def publish_snapshot(
             run_url=run_url,
             source=source,
         ),
-        key=f"{lineage}-model-card"[:100],
+        key=artifact_key(lineage, "model-card"),
         description=f"model card of version {version}",
     )
     if run_url:
-        create_link_artifact(run_url, link_text=f"MLflow run of version {version}", key=f"{lineage}-mlflow-run"[:100])
+        create_link_artifact(
+            run_url, link_text=f"MLflow run of version {version}", key=artifact_key(lineage, "mlflow-run")
+        )
     for name, url in plot_urls.items():
-        create_image_artifact(url, key=f"{lineage}-{name}"[:100], description=f"{name} after snapshot {snapshot}")
+        create_image_artifact(url, key=artifact_key(lineage, name), description=f"{name} after snapshot {snapshot}")

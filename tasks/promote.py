@@ -12,6 +12,7 @@ from kg.bundle import switch_pointer, write_bundle
 from kg.home import EvergraphHome
 from kg.lifelong import RunPaths
 from registry import decide
+from tasks.artifacts import artifact_key
 from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
 
 
@@ -71,7 +72,7 @@ def promote_version(
     reg.promote(version, decision)
     create_markdown_artifact(
         decision.to_markdown(),
-        key=f"{lineage}-gate"[:100],
+        key=artifact_key(lineage, "gate"),
         description=f"promotion gate for version {version}",
     )
     alias = "champion" if decision.promote else "challenger"

@@ -10,6 +10,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from kg.config import RunConfig
 from kg.lifelong import LifelongRun
+from tasks.artifacts import artifact_key
 from tasks.common import retry_unless_final
 
 PROGRESS_EVERY_SECONDS = 2.0
@@ -49,7 +50,7 @@ def train_snapshot(
     return the metrics entry of ``snapshot`` (without its per-epoch history)."""
     logger = get_run_logger()
     run_config = RunConfig.model_validate(config)
-    reporter = _ProgressReporter(snapshot=snapshot, key=f"{lineage}-training"[:100])
+    reporter = _ProgressReporter(snapshot=snapshot, key=artifact_key(lineage, "training"))
     run = LifelongRun(
         data=source, out=run_dir, config=run_config, show_progress=show_progress, on_epoch=reporter
     )

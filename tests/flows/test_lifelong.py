@@ -65,6 +65,33 @@ def test_one_version_per_snapshot_with_a_served_champion(pipeline: dict) -> None
     assert bundle.model.num_entities == bundle.index.num_entities
 
 
+def test_the_prefect_ui_gets_metrics_card_links_plots_and_progress(pipeline: dict) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from tasks.artifacts import artifact_key
+
+    lineage = pipeline["summary"]["lineage"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=lineage)))
+    kinds = {(a.key, a.type) for a in found}
+    for what, kind in [
+        ("metrics", "table"),
+        ("model-card", "markdown"),
+        ("mlflow-run", "markdown"),  # Prefect stores link artifacts as markdown links
+        ("gate", "markdown"),
+        ("training", "progress"),
+        ("forgetting_matrix.png", "image"),
+        ("stream_mrr.png", "image"),
+    ]:
+        assert (artifact_key(lineage, what), kind) in kinds, (what, sorted(kinds))
+    table = next(a for a in found if a.key == artifact_key(lineage, "metrics") and a.type == "table")
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert rows[-1]["test set"] == "stream" and 0 < rows[-1]["mrr"] <= 1
+    progress = [a for a in found if a.type == "progress"]
+    assert all(float(a.data) == 100.0 for a in progress)
+
+
 def test_rerun_on_the_same_snapshots_creates_nothing(pipeline: dict) -> None:
     registry = open_registry(pipeline["home"])
     before = sorted(v.version for v in registry.versions())

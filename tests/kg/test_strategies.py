@@ -87,6 +87,7 @@ def test_regularisation_reduces_forgetting_compared_with_finetune(example_data, 
     ).run(upto=2)
     config = fast_config("lkge")
     config.lkge.reconstruction_weight = 0.0  # isolate the regulariser
+    config.lkge.regularization_weight = 0.01  # strong, so its effect shows in a few epochs on a tiny graph
     config.lkge.transfer = False
     lkge = LifelongRun(data=example_data, out=tmp_path / "reg", config=config, show_progress=False).run(upto=2)
 
