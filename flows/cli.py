@@ -8,6 +8,7 @@ inside the Evergraph home, no analytics, a generous ephemeral start-up timeout) 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call is noise on the console
     return kg_cli.main(argv, parser=build_parser())
 
 

@@ -5,6 +5,7 @@ A reader (or a restarted run) sees either the old file or the new one, never hal
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -41,3 +42,12 @@ def write_json(path: Path, data: Any) -> None:
 def save_torch(path: Path, obj: Any) -> None:
     """``torch.save`` atomically."""
     _replace(path, lambda h: torch.save(obj, h))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (how manifests and index sidecars name their files)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

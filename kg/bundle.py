@@ -25,7 +25,6 @@ FAISS is imported only when an index is built or loaded, so ``import kg`` works 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -37,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from kg.atomic import save_torch, write_json
+from kg.atomic import save_torch, sha256_file, write_json
 from kg.errors import EvergraphError
 from kg.home import EvergraphHome
 from kg.ingest import read_names
@@ -89,14 +88,6 @@ class BundleError(EvergraphError):
 
 def _utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -255,7 +246,7 @@ def write_bundle(
         _copy(index.with_name(index.name + ".json"), tmp / INDEX_SIDECAR)
         protocol = {key: metrics.get(key) for key in ("strategy", "model", "protocol")}
         write_json(tmp / METRICS, {**protocol, **entry})
-        files = {path.name: _sha256(path) for path in sorted(tmp.iterdir())}
+        files = {path.name: sha256_file(path) for path in sorted(tmp.iterdir())}
         manifest = {
             "format": BUNDLE_FORMAT,
             "version": version,
@@ -313,7 +304,7 @@ def _verify(path: Path, *, hashes: bool = True) -> dict[str, Any]:
         file = path / name
         if not file.is_file():
             raise BundleError(f"{file} is missing from the bundle; write the bundle again")
-        if hashes and _sha256(file) != expected:
+        if hashes and sha256_file(file) != expected:
             raise BundleError(
                 f"{file} does not match the SHA-256 in {MANIFEST} (edited or damaged); write the bundle again"
             )

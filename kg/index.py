@@ -15,7 +15,6 @@ An index is a snapshot of the entity table: rebuild it after training or growing
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from kg.atomic import write_json
+from kg.atomic import sha256_file, write_json
 from kg.errors import EvergraphError, UnknownComponentError
 from kg.model import KGEModel
 from kg.resolver import Registry
@@ -102,14 +101,6 @@ def _as_float32(vectors: Vectors, *, what: str) -> np.ndarray:
     if array.ndim != 2:
         raise EntityIndexError(f"{what} must be a 2-D [rows, width] matrix, got shape {tuple(array.shape)}")
     return array
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _sidecar(path: Path) -> Path:
@@ -290,7 +281,7 @@ class EntityIndex:
             faiss.write_index(index, str(tmp))
             with tmp.open("rb+") as handle:
                 os.fsync(handle.fileno())
-            digest = _sha256(tmp)
+            digest = sha256_file(tmp)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -340,7 +331,7 @@ class EntityIndex:
             raise EntityIndexError(f"{meta_path} lacks {', '.join(missing)}; re-save the index")
         if not path.is_file():
             raise EntityIndexError(f"{path} is missing (its sidecar {meta_path.name} exists)")
-        if _sha256(path) != meta["sha256"]:
+        if sha256_file(path) != meta["sha256"]:
             raise EntityIndexError(
                 f"{path} does not match its sidecar {meta_path.name} (interrupted save or edited file?); save again"
             )

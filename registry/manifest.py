@@ -5,25 +5,15 @@ Pure (no MLflow): serving can verify a bundle with :func:`verify_manifest` witho
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from kg.atomic import write_json
+from kg.atomic import sha256_file, write_json
 from registry.errors import ManifestError
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _files(directory: Path) -> list[str]:
