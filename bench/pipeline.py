@@ -265,8 +265,7 @@ def _timed(command: list[str], *, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
     subprocess.run(
         command, check=True, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )  # fmt: skip (errors stay visible on stderr)
     return time.perf_counter() - started
 
 
@@ -287,6 +286,7 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
     if args.pipeline_epochs:
         options += ["--max-epochs", str(args.pipeline_epochs)]
     prefect_env = {"PREFECT_HOME": str(work / "prefect-empty"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    (work / "prefect-empty").mkdir(parents=True, exist_ok=True)
     logger.info("orchestration: empty flow (Prefect start-up)")
     startup = _timed(
         [sys.executable, "-c", "from prefect import flow\nflow(name='empty')(lambda: None)()"], env=prefect_env

@@ -29,9 +29,11 @@ PREFECT_DEFAULTS = {
 
 def prefect_environment(home: EvergraphHome) -> dict[str, str]:
     """Environment for Prefect processes of ``home``: its PREFECT_HOME and the embedded defaults (values already
-    in the environment win)."""
+    in the environment win). Creates PREFECT_HOME: Prefect's ephemeral API cannot start in a missing directory."""
     env = {"PREFECT_HOME": str(home.prefect_home), "EVERGRAPH_HOME": str(home.root), **PREFECT_DEFAULTS}
-    return {key: os.environ.get(key, value) for key, value in env.items()}
+    env = {key: os.environ.get(key, value) for key, value in env.items()}
+    Path(env["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    return env
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:
