@@ -1,0 +1,42 @@
+"""The gate's new-test-set comparison: same queries, candidates and filter for both versions."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from kg.comparison import compare_on_new_test_set
+from kg.ingest import GrowingKG
+from kg.lifelong import LifelongRun, RunPaths, load_model_checkpoint
+from tests.conftest import fast_config
+
+
+def test_compares_on_what_the_champion_knows(example_data, tmp_path) -> None:
+    out = tmp_path / "run"
+    LifelongRun(data=example_data, out=out, config=fast_config("lkge", max_epochs=5), show_progress=False).run(upto=1)
+    champion, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(0))
+    new, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(1))
+    kg = GrowingKG.load(example_data, upto=1)
+    test = kg.snapshots[1].test
+    known = (test[:, 0] < champion.num_entities) & (test[:, 2] < champion.num_entities)
+    known &= test[:, 1] < champion.num_relations
+    result = compare_on_new_test_set(new=new, champion=champion, kg=kg, snapshot=1)
+    assert result.shared_queries == int(known.sum()) and 0 < result.shared_queries < result.total_queries
+    assert 0 < result.new_mrr <= 1 and 0 < result.champion_mrr <= 1
+    # a version compared with itself scores the same
+    same = compare_on_new_test_set(new=new, champion=new, kg=kg, snapshot=1)
+    assert same.shared_queries == result.total_queries
+    assert math.isclose(same.new_mrr, same.champion_mrr)
+
+
+def test_nothing_shared_gives_no_numbers(example_data, tmp_path) -> None:
+    out = tmp_path / "run"
+    LifelongRun(data=example_data, out=out, config=fast_config("lkge", max_epochs=5), show_progress=False).run(upto=1)
+    new, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(1))
+    champion, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(0))
+    champion.entity.data = champion.entity.data[:1]  # a champion that knows a single entity
+    kg = GrowingKG.load(example_data, upto=1)
+    with torch.no_grad():
+        result = compare_on_new_test_set(new=new, champion=champion, kg=kg, snapshot=1)
+    assert result.shared_queries == 0 and result.new_mrr is None and result.champion_mrr is None
