@@ -100,9 +100,9 @@ def lifelong_pipeline(
     home, training options, index and registry settings. Returns a summary with the champion version."""
     logger = get_run_logger()
     config = config or PipelineConfig()
-    get_strategy(config.run_config(strategy=strategy, model=model))  # unknown names fail before any work
-    get_interaction(model)
     run_config = config.run_config(strategy=strategy, model=model)
+    get_strategy(run_config)  # unknown names fail before any work
+    get_interaction(model)
     lineage = lineage_name(source=source, config=run_config)
     home = config.evergraph_home()
     run_dir = str(home.run_dir(lineage))

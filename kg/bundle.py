@@ -40,7 +40,7 @@ from kg.atomic import save_torch, sha256_file, write_json
 from kg.errors import EvergraphError
 from kg.home import EvergraphHome
 from kg.ingest import read_names
-from kg.lifelong import RunPaths, load_model_checkpoint
+from kg.lifelong import RunPaths, find_entry, load_model_checkpoint
 from kg.model import KGEModel
 from kg.vocab import Vocabulary
 
@@ -204,7 +204,7 @@ def write_bundle(
 
     fix = f"is {run_dir} an engine run directory (kg.LifelongRun out)?"
     metrics = _read_json(run_dir / "metrics.json", what="the run's metrics", fix=fix)
-    entry = next((e for e in metrics.get("snapshots", []) if e.get("snapshot") == snapshot), None)
+    entry = find_entry(metrics, snapshot)
     if entry is None:
         finished = [e.get("snapshot") for e in metrics.get("snapshots", [])]
         raise BundleError(

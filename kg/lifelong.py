@@ -111,6 +111,27 @@ def _save_vocab(paths: RunPaths, kg: GrowingKG, snapshot_index: int) -> None:
     Vocabulary(kg.relations.labels[: snap.num_relations]).save(paths.vocab / "relations.tsv")
 
 
+def find_entry(metrics: dict[str, Any], snapshot: int) -> dict[str, Any] | None:
+    """The ``metrics.json`` entry of ``snapshot`` (a copy), or ``None`` when that snapshot is not finished."""
+    for entry in metrics.get("snapshots", []):
+        if int(entry["snapshot"]) == snapshot:
+            return dict(entry)
+    return None
+
+
+def read_entry(paths: RunPaths, snapshot: int) -> dict[str, Any]:
+    """The ``metrics.json`` entry of ``snapshot`` in a run directory; :class:`CheckpointError` naming the finished
+    snapshots when it is not there."""
+    metrics = json.loads(paths.metrics.read_text()) if paths.metrics.exists() else {}
+    entry = find_entry(metrics, snapshot)
+    if entry is None:
+        done = [int(e["snapshot"]) for e in metrics.get("snapshots", [])]
+        raise CheckpointError(
+            f"snapshot {snapshot} is not finished in {paths.out} (finished: {done or 'none'}); train it first"
+        )
+    return entry
+
+
 def load_model_checkpoint(path: Path, *, device: torch.device | str = "cpu") -> tuple[KGEModel, dict[str, Any]]:
     """Load a snapshot checkpoint (``weights_only=True``); returns the model and the whole checkpoint dict."""
     state = torch.load(path, map_location=device, weights_only=True)

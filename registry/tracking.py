@@ -38,6 +38,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run,
 
 from kg.atomic import write_json, write_text
 from kg.home import EvergraphHome
+from kg.lifelong import find_entry
 from registry._store import TAG_CONTENT_HASH, TAG_LINEAGE, TAG_SNAPSHOT, Store, check_lineage
 from registry.config import RegistryConfig
 from registry.errors import RegistryError
@@ -70,9 +71,9 @@ def _read_json(path: Path) -> Any:
 
 def snapshot_entry(metrics: Mapping[str, Any], *, snapshot: int, where: Path | str = "metrics.json") -> dict[str, Any]:
     """The ``metrics.json`` entry of ``snapshot``; :class:`RegistryError` when it is not finished."""
-    for entry in metrics.get("snapshots", []):
-        if int(entry["snapshot"]) == snapshot:
-            return dict(entry)
+    entry = find_entry(dict(metrics), snapshot)
+    if entry is not None:
+        return entry
     done = [int(e["snapshot"]) for e in metrics.get("snapshots", [])]
     raise RegistryError(
         f"snapshot {snapshot} is not finished in {where} (finished: {done or 'none'}); train it first "

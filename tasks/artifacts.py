@@ -15,7 +15,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from kg.lifelong import RunPaths
+from kg.lifelong import RunPaths, read_entry
 
 METRIC_COLUMNS = ("mrr", "hits@1", "hits@3", "hits@10")
 
@@ -84,8 +84,7 @@ def publish_snapshot(
 ) -> None:
     """Table, model card, link and plot artifacts of ``snapshot``'s version (keys grouped by lineage)."""
     paths = RunPaths(run_dir)
-    metrics = json.loads(paths.metrics.read_text())
-    entry = next(e for e in metrics["snapshots"] if e["snapshot"] == snapshot)
+    entry = read_entry(paths, snapshot)
     config = json.loads(paths.config.read_text())
     create_table_artifact(
         metrics_rows(entry),

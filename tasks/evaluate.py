@@ -25,12 +25,12 @@ def compare_with_champion(*, home: str | None, source: str, run_dir: str, snapsh
     """MRR of the new version and of the champion (loaded from its serving bundle, not from MLflow) on the part
     of ``snapshot``'s test set the champion can score; ``None`` when there is no champion to compare with."""
     logger = get_run_logger()
-    pointer = EvergraphHome.resolve(home).champion_pointer
-    if not pointer.exists():
+    evergraph_home = EvergraphHome.resolve(home)
+    if not evergraph_home.champion_pointer.exists():
         logger.info("no champion yet: nothing to compare snapshot %d with", snapshot)
         return None
     try:
-        champion = load_champion(EvergraphHome.resolve(home))
+        champion = load_champion(evergraph_home)
     except BundleError as error:
         logger.warning("the champion's bundle cannot be loaded (%s); the new-test-set rule is skipped", error)
         return None

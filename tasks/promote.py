@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -10,15 +9,10 @@ from prefect.artifacts import create_markdown_artifact
 
 from kg.bundle import switch_pointer, write_bundle
 from kg.home import EvergraphHome
-from kg.lifelong import RunPaths
+from kg.lifelong import RunPaths, read_entry
 from registry import decide
 from tasks.artifacts import artifact_key
 from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
-
-
-def _entry(run_dir: str, snapshot: int) -> dict[str, Any]:
-    metrics = json.loads(RunPaths(run_dir).metrics.read_text())
-    return next(e for e in metrics["snapshots"] if e["snapshot"] == snapshot)
 
 
 def _serve(*, home: EvergraphHome, run_dir: str, snapshot: int, version: str, lineage: str) -> str:
@@ -60,7 +54,7 @@ def promote_version(
     champion = reg.champion()
     champion_entry = None if champion is None or champion.version == version else reg.version_metrics(champion.version)
     decision = decide(
-        new_entry=_entry(run_dir, snapshot),
+        new_entry=read_entry(RunPaths(run_dir), snapshot),
         champion_entry=champion_entry,
         new_on_new=None if comparison is None else comparison.get("new_mrr"),
         champion_on_new=None if comparison is None else comparison.get("champion_mrr"),

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from kg.config import RunConfig
-from kg.lifelong import LifelongRun
+from kg.lifelong import LifelongRun, find_entry
 from tasks.artifacts import artifact_key
 from tasks.common import retry_unless_final
 
@@ -56,7 +56,8 @@ def train_snapshot(
     )
     metrics = run.run(upto=snapshot)
     reporter.done()
-    entry = next(e for e in metrics["snapshots"] if e["snapshot"] == snapshot)
+    entry = find_entry(metrics, snapshot)
+    assert entry is not None  # run(upto=snapshot) finished it
     logger.info(
         "snapshot %d: %d epochs in %.1fs, stream MRR %.4f",
         snapshot,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kg.errors import CheckpointError, SnapshotError, UnknownComponentError
-from kg.lifelong import LifelongRun, load_model_checkpoint
+from kg.lifelong import LifelongRun, RunPaths, find_entry, load_model_checkpoint, read_entry
 from kg.vocab import Vocabulary
 from tests.conftest import fast_config
 
@@ -141,3 +141,15 @@ def test_unknown_names_fail_before_any_work(example_data, tmp_path, field, value
     with pytest.raises(UnknownComponentError, match="choose one of|known"):
         LifelongRun(data=example_data, out=tmp_path / "run", config=config, show_progress=False).run()
     assert not (tmp_path / "run").exists()
+
+
+def test_entries_are_found_by_snapshot_and_a_missing_one_is_named(example_data, tmp_path):
+    out = tmp_path / "run"
+    LifelongRun(data=example_data, out=out, config=fast_config("finetune", max_epochs=2), show_progress=False).run(
+        upto=0
+    )
+    entry = read_entry(RunPaths(out), 0)
+    assert entry["snapshot"] == 0 and "stream" in entry
+    assert find_entry({"snapshots": [entry]}, 1) is None
+    with pytest.raises(CheckpointError, match=r"snapshot 1 is not finished .*finished: \[0\]"):
+        read_entry(RunPaths(out), 1)
