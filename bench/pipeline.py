@@ -46,7 +46,7 @@ from kg.lifelong import load_model_checkpoint  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "lkge"
 RUNS = ROOT / "bench" / "runs"
-RESULTS = ROOT / "bench" / "RESULTS.md"
+RESULTS = results_file.RESULTS
 THREADS = 2
 logger = logging.getLogger("bench")
 
