@@ -11,6 +11,10 @@ Bundle layout (written by :func:`write_bundle`)::
     BUNDLE/entity_names.tsv      readable names, copied from the data directory when it has them (optional)
     BUNDLE/relation_names.tsv
     BUNDLE/index.faiss           FAISS index over the entity table (+ its sidecar ``index.faiss.json``)
+    BUNDLE/facts.pt              the known facts: training facts of snapshots 0..N, ``LongTensor[n, 4]`` of
+                                 ``(head, relation, tail, snapshot)`` (validation and test facts stay held out)
+    BUNDLE/calibration.json      confidence calibration of inferred facts, fitted on the validation facts of
+                                 snapshots 0..N (:mod:`kg.calibration`)
     BUNDLE/metrics.json          the snapshot's entry of the run's metrics.json (+ strategy, model, protocol)
     BUNDLE/manifest.json         format, version, snapshot, interaction, dim, sizes, content_hash, created, extra,
                                  and the SHA-256 of every other file; written last
@@ -37,9 +41,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from kg.atomic import save_torch, sha256_file, write_json
-from kg.errors import EvergraphError
+from kg.calibration import Calibration, fit_calibration
+from kg.errors import EvergraphError, SnapshotError
+from kg.facts import FactTable
 from kg.home import EvergraphHome
-from kg.ingest import read_names
+from kg.ingest import GrowingKG, read_names
 from kg.lifelong import RunPaths, find_entry, load_model_checkpoint
 from kg.model import KGEModel
 from kg.vocab import Vocabulary
@@ -61,7 +67,7 @@ __all__ = [
     "write_bundle",
 ]
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 """Version of the bundle layout; :meth:`Bundle.load` refuses any other."""
 
 MANIFEST = "manifest.json"
@@ -73,7 +79,9 @@ RELATION_NAMES = "relation_names.tsv"
 INDEX = "index.faiss"
 INDEX_SIDECAR = "index.faiss.json"
 METRICS = "metrics.json"
-REQUIRED_FILES = (WEIGHTS, ENTITIES, RELATIONS, INDEX, INDEX_SIDECAR, METRICS)
+FACTS = "facts.pt"
+CALIBRATION = "calibration.json"
+REQUIRED_FILES = (WEIGHTS, ENTITIES, RELATIONS, INDEX, INDEX_SIDECAR, METRICS, FACTS, CALIBRATION)
 """Files every bundle has (the name files are optional)."""
 
 _WEIGHT_KEYS = ("entity", "relation")
@@ -184,11 +192,21 @@ def _existing_bundle(dest: Path, *, version: str, snapshot: int, content_hash: s
 
 
 def write_bundle(
-    *, run_dir: Path | str, snapshot: int, dest: Path | str, version: str, extra: dict[str, Any] | None = None
+    *,
+    run_dir: Path | str,
+    snapshot: int,
+    dest: Path | str,
+    version: str,
+    extra: dict[str, Any] | None = None,
+    names: Path | str | None = None,
 ) -> Path:
     """Write snapshot ``snapshot`` of the engine run ``run_dir`` as the serving bundle ``dest`` of ``version``.
 
     ``extra`` (default: ``{}``) is any JSON-serialisable metadata kept in the manifest (run id, source, ...).
+    ``names`` (default: the run's data directory) is the directory whose ``entity_names.tsv`` and
+    ``relation_names.tsv`` are copied into the bundle, when it has them. The known facts and their snapshots
+    are read from the run's data directory (checked against the content hashes the run learned), and the
+    confidence of inferred facts is calibrated on its validation facts (:mod:`kg.calibration`).
     The index is copied from :func:`index_path` and built (``Flat``) first when missing. Everything is written
     to a temporary sibling directory which is then renamed to ``dest``: ``dest`` is complete or absent, and a
     failed write leaves nothing behind. If ``dest`` already holds this version of this snapshot (same content
@@ -230,6 +248,9 @@ def write_bundle(
             )
     index = _snapshot_index(run_dir, snapshot, model)
     data = Path(config["data"]) if config.get("data") else None
+    facts, calibration = _facts_and_calibration(
+        run_dir=run_dir, data=data, snapshot=snapshot, metrics=metrics, model=model, vocabularies=vocabularies
+    )
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
@@ -238,11 +259,14 @@ def write_bundle(
         save_torch(tmp / WEIGHTS, weights)
         for name, vocab in vocabularies.items():
             Vocabulary(vocab.labels[: sizes[name]], kind=vocab.kind).save(tmp / name)
+        names_dir = Path(names) if names is not None else data
         for name in (ENTITY_NAMES, RELATION_NAMES):
-            if data is not None and (data / name).is_file():
-                read_names(data / name)  # a bad name file fails here, not when serving
-                _copy(data / name, tmp / name)
+            if names_dir is not None and (names_dir / name).is_file():
+                read_names(names_dir / name)  # a bad name file fails here, not when serving
+                _copy(names_dir / name, tmp / name)
         _copy(index, tmp / INDEX)
+        save_torch(tmp / FACTS, facts.facts)
+        write_json(tmp / CALIBRATION, calibration.to_dict())
         _copy(index.with_name(index.name + ".json"), tmp / INDEX_SIDECAR)
         protocol = {key: metrics.get(key) for key in ("strategy", "model", "protocol")}
         write_json(tmp / METRICS, {**protocol, **entry})
@@ -276,6 +300,40 @@ def write_bundle(
         raise
     logger.info("wrote bundle %s (version %s, snapshot %d of %s)", dest, version, snapshot, run_dir)
     return dest
+
+
+def _facts_and_calibration(
+    *,
+    run_dir: Path,
+    data: Path | None,
+    snapshot: int,
+    metrics: dict[str, Any],
+    model: KGEModel,
+    vocabularies: dict[str, Vocabulary],
+) -> tuple[FactTable, Calibration]:
+    """The known (training) facts of snapshots ``0..snapshot`` with the snapshot each arrived in, and the
+    confidence calibration fitted on their validation facts; the data must be what the run learned."""
+    if data is None or not data.is_dir():
+        raise BundleError(
+            f"the data of {run_dir} ({data}) is not there; a bundle carries the known facts, so restore the "
+            "dataset directory the run was trained on"
+        )
+    try:
+        kg = GrowingKG.load(data, upto=snapshot, entities=vocabularies[ENTITIES], relations=vocabularies[RELATIONS])
+    except SnapshotError as error:
+        raise BundleError(f"cannot read the facts of {run_dir} from {data}: {error}") from None
+    for snap in kg.snapshots:
+        entry = find_entry(metrics, snap.index)
+        if entry is not None and entry["content_hash"] != snap.content_hash:
+            raise BundleError(
+                f"snapshot {snap.index} in {data} changed since {run_dir} learned it (history is append-only); "
+                "restore the data it was trained on"
+            )
+    rows = torch.cat([torch.cat([s.train, torch.full((len(s.train), 1), s.index)], dim=1) for s in kg.snapshots])
+    facts = FactTable(rows, num_entities=model.num_entities, num_relations=model.num_relations)
+    valid = torch.cat([s.valid for s in kg.snapshots])
+    calibration = fit_calibration(model=model, facts=facts, valid=valid)
+    return facts, calibration
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -313,7 +371,8 @@ def _verify(path: Path, *, hashes: bool = True) -> dict[str, Any]:
 
 @dataclass(frozen=True, eq=False)
 class Bundle:
-    """A loaded serving bundle: model, vocabularies, readable names and entity index. Load with :meth:`load`."""
+    """A loaded serving bundle: model, vocabularies, readable names, entity index, known facts and the
+    confidence calibration of inferred facts. Load with :meth:`load`."""
 
     path: Path
     manifest: dict[str, Any]
@@ -321,6 +380,8 @@ class Bundle:
     entities: Vocabulary
     relations: Vocabulary
     index: EntityIndex
+    facts: FactTable
+    calibration: Calibration
     entity_names: dict[str, str] = field(default_factory=dict)
     relation_names: dict[str, str] = field(default_factory=dict)
 
@@ -399,6 +460,17 @@ class Bundle:
             index = EntityIndex.load(path / INDEX, model=model, config=index_config)
         except EntityIndexError as error:
             raise BundleError(f"{path / INDEX}: {error}") from None
+        try:
+            rows = torch.load(path / FACTS, map_location="cpu", weights_only=True)
+            facts = FactTable(rows, num_entities=model.num_entities, num_relations=model.num_relations)
+        except Exception as error:  # unreadable or inconsistent: the same problem to the user
+            raise BundleError(f"{path / FACTS} cannot be used ({error}); write the bundle again") from None
+        try:
+            calibration = Calibration.from_dict(
+                _read_json(path / CALIBRATION, what="the confidence calibration", fix="write the bundle again")
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise BundleError(f"{path / CALIBRATION} is not a calibration ({error}); write the bundle again") from None
         bundle = cls(
             path=path,
             manifest=manifest,
@@ -406,6 +478,8 @@ class Bundle:
             entities=entities,
             relations=relations,
             index=index,
+            facts=facts,
+            calibration=calibration,
             entity_names=names.get(ENTITY_NAMES, {}),
             relation_names=names.get(RELATION_NAMES, {}),
         )
