@@ -1,4 +1,5 @@
-"""The ``evergraph`` command line: ``example``, ``train``, ``evaluate``."""
+"""The ``evergraph`` command line: ``example``, ``train``, ``evaluate``, and the knowledge commands ``guide``,
+``ask`` and ``serve``."""
 
 from __future__ import annotations
 
@@ -140,9 +141,7 @@ def _default(model: type[BaseModel], name: str) -> str:
     return f"{field.description} (default {field.default})"
 
 
-def build_parser(
-    *, extensions: Sequence[Callable[[argparse._SubParsersAction], None]] = ()
-) -> argparse.ArgumentParser:
+def build_parser(*, extensions: Sequence[Callable[[argparse._SubParsersAction], None]] = ()) -> argparse.ArgumentParser:
     """The ``evergraph`` parser; each of ``extensions`` (default none) adds sub-commands of packages that build
     on ``kg`` (the pipeline's ``run``/``up``/``rollback``), so ``kg`` never imports them."""
     parser = argparse.ArgumentParser(prog="evergraph", description=__doc__)
@@ -190,9 +189,143 @@ def build_parser(
     ev.add_argument("--protocol", default=None, help="default: the run's protocol")
     ev.add_argument("--snapshot", type=int, default=None, help="default: the last finished one")
     ev.set_defaults(func=_evaluate)
+    _add_knowledge_commands(sub)
     for extend in extensions:
         extend(sub)
     return parser
+
+
+def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
+    def source(command: argparse.ArgumentParser) -> None:
+        command.add_argument("question", help="the question, in quotes")
+        command.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
+        command.add_argument("--url", default=None, help="ask a running `evergraph serve` instead of the home")
+        command.add_argument("--token-env", default=None, help="env var holding the server's bearer token (--url)")
+        command.add_argument("--hops", type=int, choices=[1, 2], default=None, help="1 (default) or 2")
+        command.add_argument("--json", action="store_true", help="print the whole result as JSON")
+
+    guide = sub.add_parser("guide", help="the cited knowledge context for a question (no LLM needed)")
+    source(guide)
+    guide.set_defaults(func=_guide)
+    ask = sub.add_parser(
+        "ask",
+        help="answer a question with an OpenAI-compatible LLM guided by the graph "
+        "(EVERGRAPH_LLM_BASE_URL, EVERGRAPH_LLM_MODEL, OPENAI_API_KEY)",
+    )
+    source(ask)
+    ask.add_argument("--llm-base-url", default=None, help="default $EVERGRAPH_LLM_BASE_URL, e.g. http://host/v1")
+    ask.add_argument("--llm-model", default=None, help="default $EVERGRAPH_LLM_MODEL")
+    ask.add_argument("--llm-key-env", default=None, help="env var holding the API key (default OPENAI_API_KEY)")
+    ask.set_defaults(func=_ask)
+
+    serve = sub.add_parser("serve", help="serve the champion's knowledge over HTTP, following promotions")
+    serve.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve.add_argument("--token-env", default=None, help="env var holding a bearer token the clients must send")
+    serve.add_argument("--poll", type=float, default=1.0, help="seconds between champion checks (default 1)")
+    serve.add_argument("--hops", type=int, choices=[1, 2], default=None, help="guide hops, 1 (default) or 2")
+    serve.set_defaults(func=_serve)
+
+
+def _token(name: str | None) -> str | None:
+    import os
+
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise EvergraphError(f"--token-env {name}: the environment variable {name} is not set (or empty); set it")
+    return value
+
+
+def _knowledge_client(args: argparse.Namespace, *, chat: Any = None) -> Any:
+    from kg.client import KnowledgeClient
+    from kg.guide import GuideConfig
+
+    if args.url:
+        if args.hops is not None:
+            raise EvergraphError("--hops is a setting of the server (evergraph serve --hops), not of --url")
+        return KnowledgeClient.remote(args.url, token=_token(args.token_env))
+    options: dict[str, Any] = {}
+    if args.hops is not None:
+        options["guide_config"] = GuideConfig(hops=args.hops)
+    if chat is not None:
+        options["chat"] = chat
+    return KnowledgeClient.local(args.home, watch=False, **options)
+
+
+def _print_guide(result: Any) -> None:
+    linked = ", ".join(f"{e.name} ({e.score:.2f})" for e in result.entities) or "none"
+    relations = ", ".join(f"{r.name} ({r.score:.2f})" for r in result.relations) or "none"
+    console.print(f"model version {result.version}, snapshot {result.snapshot}", highlight=False)
+    console.print(f"entities: {linked}\nrelations: {relations}", highlight=False)
+    if result.abstained:
+        console.print(f"[yellow]abstained[/yellow]: {result.reason}\n{result.message}", highlight=False)
+    else:
+        console.print(result.context, highlight=False, markup=False)
+
+
+def _guide(args: argparse.Namespace) -> int:
+    with _knowledge_client(args) as client:
+        result = client.guide(args.question)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        _print_guide(result)
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    chat = None
+    if not args.url:
+        import os
+
+        from kg.llm import ChatConfig
+
+        overrides = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_key_env}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if overrides or os.environ.get("EVERGRAPH_LLM_BASE_URL"):  # else: fine while the guide abstains
+            chat = ChatConfig.from_env(**overrides)
+    with _knowledge_client(args, chat=chat) as client:
+        answer = client.ask(args.question)
+    if args.json:
+        print(answer.model_dump_json(indent=2))
+        return 0
+    if answer.abstained:
+        console.print(f"[yellow]abstained[/yellow] (no LLM call): {answer.guide.reason}", highlight=False)
+    console.print(answer.answer, highlight=False, markup=False)
+    for fact in answer.facts:
+        console.print(f"[{fact.citation}] {fact.text} ({fact.kind})", highlight=False, markup=False)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from kg.guide import GuideConfig
+    from kg.server import serve
+    from kg.serving import ChampionWatcher
+
+    options: dict[str, Any] = {}
+    if args.hops is not None:
+        options["guide_config"] = GuideConfig(hops=args.hops)
+    if os.environ.get("EVERGRAPH_LLM_BASE_URL"):
+        from kg.llm import ChatConfig
+
+        options["chat"] = ChatConfig.from_env()
+    token = _token(args.token_env)
+    watcher = ChampionWatcher(args.home, poll_interval=args.poll, **options).start()
+    console.print(
+        f"serving model version {watcher.current().version} on http://{args.host}:{args.port} "
+        f"(docs at /docs{', bearer token required' if token else ''}); following {watcher.home.champion_pointer}",
+        highlight=False,
+    )
+    try:
+        serve(watcher.current, host=args.host, port=args.port, token=token)
+    finally:
+        watcher.stop()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> int:

@@ -21,6 +21,8 @@ import torch  # noqa: E402
 from kg.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from kg.example import write_example_dataset  # noqa: E402
 
+pytest_plugins = ["tests.fake_openai"]
+
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

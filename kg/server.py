@@ -1,0 +1,183 @@
+"""``evergraph serve``: the knowledge API over HTTP (FastAPI + uvicorn).
+
+Endpoints (JSON; OpenAPI docs at ``/docs``, schema at ``/openapi.json``):
+
+- ``GET /healthz``: liveness and the served version (never needs the token);
+- ``GET /version``: :class:`kg.schemas.VersionInfo`;
+- ``GET /entities?name=&k=``, ``GET /facts?entity=&limit=``, ``GET /predict?head=&relation=&k=&direction=``,
+  ``GET /similar?entity=&k=``;
+- ``POST /guide`` and ``POST /ask`` with ``{"question": "..."}``.
+
+Every response of a query carries the ``version`` that answered it (and the ``X-Evergraph-Version`` header).
+The server binds 127.0.0.1 by default. With a token (``--token-env``), every endpoint but ``/healthz`` needs
+``Authorization: Bearer <token>`` (401 otherwise). Limits give 4xx, never 5xx: a question longer than
+``max_question_chars`` (default 2,000) is 413, ``k``/``limit`` outside ``1..100`` and malformed input 422.
+``/ask`` without an LLM configured is 503, an LLM failure 502. The champion is followed by a
+:class:`kg.serving.ChampionWatcher`: a new champion is loaded beside the old one and swapped in atomically.
+"""
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from kg.knowledge import MAX_K, Knowledge, LLMNotConfiguredError
+from kg.linking import MAX_QUESTION_CHARS
+from kg.schemas import (
+    Answer,
+    EntitySearch,
+    FactsResult,
+    GuideResult,
+    Predictions,
+    SimilarResult,
+    VersionInfo,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["QuestionRequest", "create_app", "serve"]
+
+
+class QuestionRequest(BaseModel):
+    """Body of ``POST /guide`` and ``POST /ask``."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str
+
+
+def create_app(
+    current: Callable[[], Knowledge],
+    *,
+    token: str | None = None,
+    max_question_chars: int = MAX_QUESTION_CHARS,
+) -> FastAPI:
+    """The FastAPI app answering from ``current()`` (called once per request, e.g.
+    :meth:`kg.serving.ChampionWatcher.current`). ``token`` (default none) requires a bearer token."""
+    from kg.llm import LLMError
+
+    app = FastAPI(
+        title="Evergraph knowledge API",
+        description="Known and inferred facts of the champion knowledge-graph model, and knowledge guiding for LLMs.",
+        version="1",
+    )
+
+    def authorise(request: Request) -> None:
+        if token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+            raise HTTPException(
+                status_code=401,
+                detail="missing or wrong bearer token: send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def knowledge(request: Request) -> Knowledge:
+        served = current()
+        request.state.version = served.version
+        return served
+
+    Auth = Depends(authorise)
+    Served = Annotated[Knowledge, Depends(knowledge)]
+    K = Annotated[int, Query(ge=1, le=MAX_K)]
+
+    @app.middleware("http")
+    async def version_header(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        response = await call_next(request)
+        version = getattr(request.state, "version", None)
+        if version is not None:
+            response.headers["X-Evergraph-Version"] = version
+        return response
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, error: ValueError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    def check_question(question: str) -> None:
+        if len(question) > max_question_chars:
+            raise HTTPException(
+                status_code=413,
+                detail=f"the question has {len(question)} characters, more than the {max_question_chars} allowed",
+            )
+        if not question.strip():
+            raise HTTPException(status_code=422, detail="the question is empty")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness: ``{"status": "ok", "version"}`` (no token needed)."""
+        return {"status": "ok", "version": current().version}
+
+    @app.get("/version", dependencies=[Auth])
+    def version(served: Served) -> VersionInfo:
+        """The served model version and snapshot."""
+        return served.info()
+
+    @app.get("/entities", dependencies=[Auth])
+    def entities(served: Served, name: Annotated[str, Query(min_length=1, max_length=500)], k: K = 5) -> EntitySearch:
+        """Entities matching a label or name."""
+        return served.entity(name, k=k)
+
+    @app.get("/facts", dependencies=[Auth])
+    def facts(
+        served: Served, entity: Annotated[str, Query(min_length=1, max_length=500)], limit: K = 50
+    ) -> FactsResult:
+        """Known facts about an entity."""
+        return served.facts(entity, limit=limit)
+
+    @app.get("/predict", dependencies=[Auth])
+    def predict(
+        served: Served,
+        head: Annotated[str, Query(min_length=1, max_length=500)],
+        relation: Annotated[str, Query(min_length=1, max_length=500)],
+        k: K = 10,
+        direction: Annotated[str, Query(pattern="^(tail|head)$")] = "tail",
+    ) -> Predictions:
+        """New answers of (head, relation, ?) by link prediction, with calibrated confidence."""
+        return served.predict(head, relation, k=k, direction=direction)  # type: ignore[arg-type]
+
+    @app.get("/similar", dependencies=[Auth])
+    def similar(
+        served: Served, entity: Annotated[str, Query(min_length=1, max_length=500)], k: K = 10
+    ) -> SimilarResult:
+        """Entities nearest in embedding space."""
+        return served.similar(entity, k=k)
+
+    @app.post("/guide", dependencies=[Auth])
+    def guide(served: Served, body: QuestionRequest) -> GuideResult:
+        """Linked entities, cited facts, context and prompt for a question (abstains when the graph has none)."""
+        check_question(body.question)
+        return served.guide(body.question)
+
+    @app.post("/ask", dependencies=[Auth])
+    def ask(served: Served, body: QuestionRequest) -> Answer:
+        """The LLM's answer from the guide's cited facts (no LLM call when the guide abstains)."""
+        check_question(body.question)
+        try:
+            return served.ask(body.question)
+        except LLMNotConfiguredError as error:
+            raise HTTPException(status_code=503, detail=str(error)) from None
+        except LLMError as error:
+            raise HTTPException(status_code=502, detail=f"the LLM endpoint failed: {error}") from None
+
+    return app
+
+
+def serve(
+    current: Callable[[], Knowledge],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Run the API with uvicorn until interrupted (host default 127.0.0.1, port 8000)."""
+    import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        logger.warning("serving on %s without a token: anyone who can reach it can query; consider --token-env", host)
+    uvicorn.run(create_app(current, token=token), host=host, port=port, log_level=log_level)
