@@ -9,10 +9,13 @@ it into one by **Platt scaling** (logistic regression) on held-out facts:
    the query (training facts) and the query entity itself are excluded, then the top ``k`` (default 10) remain.
 2. Labels: a candidate is positive when the predicted fact is a validation fact. (Open world: a true fact that
    is in no split counts as negative, so confidences are, if anything, too low.)
-3. Features per candidate: the raw score, its gap to the query's best score, ``log(rank)``, and whether the
-   query entity already has a known fact of that relation in that direction (``role_seen``: a person with no
-   known ``place_of birth`` is still asked, but a film asked for its ``place of birth`` is not compatible).
-   Features are standardised with the fitting set's mean and deviation.
+3. Features per candidate: the raw score, its gap to the query's best score, ``log(rank)``, its ``share`` of
+   the softmax over the query's top-``k`` scores (large when it stands out from the others), whether the query
+   entity already has a known answer for that relation in that direction (``role_seen``: a second answer of a
+   functional relation such as ``located in`` is unlikely), and whether the candidate already plays the answer's
+   role of that relation in some known fact (``answer_role_seen``: a type check learned from the graph, so a
+   person is not predicted as the country a city is located in). Features are standardised with the fitting
+   set's mean and deviation.
 4. The logistic model is fitted (L-BFGS, a little L2) on half the queries and measured on the other half:
    ``ece`` (expected calibration error over 10 equal-width bins) and ``brier`` are kept with the weights, so the
    bundle says how well its confidences are calibrated. A confidence is therefore "the share of such
@@ -35,9 +38,9 @@ from kg.model import KGEModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FEATURES", "Calibration", "fit_calibration", "role_seen"]
+__all__ = ["FEATURES", "Calibration", "filtered_top_k", "fit_calibration", "roles"]
 
-FEATURES = ("score", "gap", "log_rank", "role_seen")
+FEATURES = ("score", "gap", "log_rank", "share", "role_seen", "answer_role_seen")
 """The features of a candidate, in the order of :attr:`Calibration.weights`."""
 
 
@@ -69,12 +72,13 @@ class Calibration:
         """Whether it was fitted on facts (an uninformed one gives confidence 0 to everything)."""
         return math.isfinite(self.bias)
 
-    def confidence(self, scores: torch.Tensor, role: torch.Tensor) -> torch.Tensor:
+    def confidence(self, scores: torch.Tensor, role: torch.Tensor, answer_role: torch.Tensor) -> torch.Tensor:
         """Confidences ``[b, k]`` in ``[0, 1]`` of ranked candidates with raw ``scores`` ``[b, k]`` (best first,
-        ``-inf`` where there is no candidate) and ``role`` ``[b]`` (bool: :func:`role_seen` of each query)."""
+        ``-inf`` where there is no candidate), ``role`` ``[b]`` and ``answer_role`` ``[b, k]`` (bool: see
+        :func:`roles`)."""
         if not self.informed:
             return torch.zeros_like(scores, dtype=torch.float32)
-        x = candidate_features(scores, role)
+        x = candidate_features(scores, role, answer_role)
         mean, std = torch.tensor(self.mean), torch.tensor(self.std)
         logits = ((x - mean) / std) @ torch.tensor(self.weights) + self.bias
         return torch.sigmoid(logits).masked_fill(~torch.isfinite(scores), 0.0)
@@ -98,22 +102,27 @@ class Calibration:
         return cls(**fields)
 
 
-def candidate_features(scores: torch.Tensor, role: torch.Tensor) -> torch.Tensor:
-    """Features ``[b, k, 4]`` (:data:`FEATURES`) of ranked candidates; missing candidates get finite dummies."""
+def candidate_features(scores: torch.Tensor, role: torch.Tensor, answer_role: torch.Tensor) -> torch.Tensor:
+    """Features ``[b, k, 6]`` (:data:`FEATURES`) of ranked candidates; missing candidates get finite dummies."""
     finite = torch.isfinite(scores)
     safe = torch.where(finite, scores, torch.zeros_like(scores)).float()
     best = safe[:, :1]
     ranks = torch.arange(1, scores.shape[1] + 1, dtype=torch.float32).log().expand_as(safe)
     roles = role.float().reshape(-1, 1).expand_as(safe)
-    return torch.stack([safe, safe - best, ranks, roles], dim=2)
+    share = torch.softmax(scores.float(), dim=1).nan_to_num(0.0)  # of the top-k scores (margins to the others)
+    return torch.stack([safe, safe - best, ranks, share, roles, answer_role.float()], dim=2)
 
 
-def role_seen(facts: FactTable, entities: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
-    """``[b]`` bool: whether ``entities[i]`` has a known answer for model relation ``relations[i]``."""
-    return torch.tensor(
-        [len(facts.answers(int(e), int(r))) > 0 for e, r in zip(entities.tolist(), relations.tolist(), strict=True)],
-        dtype=torch.bool,
-    )
+def roles(
+    facts: FactTable, entities: torch.Tensor, relations: torch.Tensor, answers: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(role [b], answer_role [b, k])``: whether ``entities[i]`` has a known answer for model relation
+    ``relations[i]``, and whether candidate ``answers[i, j]`` is the answer of some known fact of that relation
+    (it is the query entity of the inverse relation, ``relations[i] ^ 1``); ``-1`` answers get ``False``."""
+    role = facts.has_answers(entities, relations)
+    inverse = (relations ^ 1).reshape(-1, 1).expand_as(answers)
+    answer_role = facts.has_answers(answers.clamp_min(0), inverse) & (answers >= 0)
+    return role, answer_role
 
 
 @torch.no_grad()
@@ -179,7 +188,7 @@ def fit_calibration(
         scores, ids = filtered_top_k(model, facts, e, rel, k=k)
         keys = (e.unsqueeze(1) * width + rel.unsqueeze(1)) * n + ids
         label = torch.isin(keys, truth) & (ids >= 0)
-        x = candidate_features(scores, role_seen(facts, e, rel))
+        x = candidate_features(scores, *roles(facts, e, rel, ids))
         valid_mask = torch.isfinite(scores)
         features.append(x[valid_mask])
         labels.append(label[valid_mask].float())

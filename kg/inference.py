@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from kg.calibration import filtered_top_k, role_seen
+from kg.calibration import filtered_top_k, roles
 
 if TYPE_CHECKING:
     from kg.bundle import Bundle
@@ -71,7 +71,7 @@ def infer(bundle: Bundle, entities: list[int], relations: list[int], *, k: int =
             keep = (~drop).nonzero().flatten()[:k]
             scores[i, : len(keep)] = raw_scores[i, keep]
             ids[i, : len(keep)] = raw_ids[i, keep]
-    confidence = bundle.calibration.confidence(scores, role_seen(bundle.facts, e, r))
+    confidence = bundle.calibration.confidence(scores, *roles(bundle.facts, e, r, ids))
     results: list[list[Inferred]] = []
     for i in range(len(entities)):
         row = [

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 
 from kg.bundle import Bundle
-from kg.calibration import Calibration, filtered_top_k, fit_calibration, role_seen
+from kg.calibration import Calibration, filtered_top_k, fit_calibration, roles
 from kg.facts import FactTable
 from kg.ingest import GrowingKG
 
@@ -14,7 +14,9 @@ def test_uninformed_gives_zero_and_round_trips() -> None:
     calibration = Calibration.uninformed(k=5)
     scores = torch.tensor([[-1.0, -2.0, float("-inf")]])
     assert not calibration.informed
-    assert torch.equal(calibration.confidence(scores, torch.tensor([True])), torch.zeros(1, 3))
+    assert torch.equal(
+        calibration.confidence(scores, torch.tensor([True]), torch.ones(1, 3, dtype=torch.bool)), torch.zeros(1, 3)
+    )
     assert Calibration.from_dict(calibration.to_dict()) == calibration
 
 
@@ -30,7 +32,7 @@ def test_fitted_calibration_is_bounded_and_round_trips(champion_bundle: Path) ->
     assert calibration.ece is not None and calibration.ece < 0.1
     assert Calibration.from_dict(calibration.to_dict()) == calibration
     scores = torch.tensor([[10.0, 0.0, -5.0, -100.0, float("-inf")]])
-    confidence = calibration.confidence(scores, torch.tensor([False]))
+    confidence = calibration.confidence(scores, torch.tensor([False]), torch.zeros(1, 5, dtype=torch.bool))
     assert ((confidence >= 0) & (confidence <= 1)).all() and confidence[0, -1] == 0
 
 
@@ -43,16 +45,17 @@ def test_confidence_matches_accuracy_on_test_facts(champion_bundle: Path, exampl
     h, r, t = test.unbind(1)
     entities, relations, answers = torch.cat([h, t]), torch.cat([2 * r, 2 * r + 1]), torch.cat([t, h])
     scores, ids = filtered_top_k(bundle.model, bundle.facts, entities, relations, k=10)
-    confidence = bundle.calibration.confidence(scores, role_seen(bundle.facts, entities, relations))
+    confidence = bundle.calibration.confidence(scores, *roles(bundle.facts, entities, relations, ids))
     right = (ids[:, 0] == answers).float()
     assert abs(float(confidence[:, 0].mean()) - float(right.mean())) < 0.12
-    # and it ranks: the confident half is right more often than the other half
-    order = confidence[:, 0].argsort(descending=True)
-    half = len(order) // 2
-    assert right[order[:half]].mean() > right[order[half:]].mean()
+    # and it discriminates: over all top-10 candidates, confident ones are right far more often
+    every = (ids == answers.unsqueeze(1)).float()
+    assert every[confidence >= 0.2].mean() > 3 * every[confidence < 0.05].mean()
 
-
-def test_role_seen() -> None:
+def test_roles() -> None:
     facts = FactTable(torch.tensor([[0, 0, 1, 0]]), num_entities=3, num_relations=1)
-    seen = role_seen(facts, torch.tensor([0, 1, 0, 2]), torch.tensor([0, 1, 1, 0]))
-    assert seen.tolist() == [True, True, False, False]
+    answers = torch.tensor([[1, 2], [0, -1], [1, 0], [0, 1]])
+    role, answer_role = roles(facts, torch.tensor([0, 1, 0, 2]), torch.tensor([0, 1, 1, 0]), answers)
+    assert role.tolist() == [True, True, False, False]
+    # (e, r0, ?): answers that are some fact's tail; (e, r0^-1, ?): answers that are some fact's head
+    assert answer_role.tolist() == [[True, False], [True, False], [False, True], [False, True]]

@@ -45,3 +45,12 @@ def test_bad_facts_are_refused(rows: torch.Tensor) -> None:
 def test_empty_table() -> None:
     facts = FactTable(torch.empty(0, 4, dtype=torch.long), num_entities=3, num_relations=1)
     assert len(facts) == 0 and facts.about(2) == [] and facts.answers(0, 1).numel() == 0
+
+
+def test_has_answers_is_vectorised_answers() -> None:
+    facts = table()
+    entities = torch.arange(5).repeat_interleave(4)
+    relations = torch.arange(4).repeat(5)
+    expected = [len(facts.answers(int(e), int(r))) > 0 for e, r in zip(entities, relations, strict=True)]
+    assert facts.has_answers(entities, relations).tolist() == expected
+    assert facts.has_answers(entities.reshape(5, 4), relations.reshape(5, 4)).shape == (5, 4)

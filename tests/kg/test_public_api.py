@@ -36,6 +36,17 @@ def test_exported_names_are_pinned():
             "switch_pointer",
             "write_bundle",
             "write_example_dataset",
+            "Answer",
+            "ChatConfig",
+            "Fact",
+            "GuideConfig",
+            "GuideResult",
+            "Knowledge",
+            "KnowledgeClient",
+            "KnowledgeClientError",
+            "LLMError",
+            "LLMNotConfiguredError",
+            "Linker",
         ]
     )
     for name in kg.__all__:
