@@ -2,10 +2,13 @@
 
 :meth:`Guide.guide` works in four steps on one serving bundle (:class:`kg.Bundle`):
 
-1. **Linking** (:class:`kg.linking.Linker`): entity candidates scoring at least ``min_entity_score`` (at most
-   ``max_entities``) anchor the question. Every relation gets a score for the question: the best of its linking
-   score and the cosine between its text and the question's remaining words (without the linked entity names and
-   stopwords); relations scoring at least ``min_relation_score`` (at most ``max_relations``) are *asked for*.
+1. **Linking** (:class:`kg.linking.Linker`): an entity candidate's score is its linking score times the share
+   of its mention it covers (a name matching part of a longer capitalised run, "Hawaii" in "What is the webpage
+   of Hawaii County?", covers 6/13 of it: the question is probably about something else); candidates scoring at
+   least ``min_entity_score`` (at most ``max_entities``) anchor the question. Every relation gets a score for
+   the question: the best of its linking score and the cosine between its text and the question's remaining
+   words (without the linked entity names and stopwords); relations scoring at least ``min_relation_score`` and
+   within ``relation_margin`` of the best (at most ``max_relations``) are *asked for*.
 2. **Known facts** (the bundle's training facts): each fact of an anchor ``a`` (linking score ``s_a``) with
    relation ``r`` gets the relevance ``s_a * (0.4 + 0.6 * score(r))``: a fact of the asked relation scores up
    to 1, any other fact of the entity 0.4 (the question is about the entity, the relation is unknown). A fact
@@ -29,6 +32,7 @@ LLM, so it cannot guess.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import TYPE_CHECKING, Any
@@ -67,7 +71,7 @@ class GuideConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     hops: int = Field(1, ge=1, le=2, description="1: facts of the linked entities; 2: also of their neighbours")
-    min_entity_score: float = Field(0.6, ge=0, le=1, description="linking score an anchor entity needs")
+    min_entity_score: float = Field(0.7, ge=0, le=1, description="linking score an anchor entity needs")
     max_entities: int = Field(3, ge=1, le=20)
     min_relation_score: float = Field(0.5, ge=0, le=1, description="score a relation needs to be asked for")
     relation_margin: float = Field(0.25, ge=0, le=1, description="asked relations score within this of the best")
@@ -164,7 +168,10 @@ class Guide:
         cfg = self.config
         bundle = self.bundle
         link = self.linker.link(question, k_entities=cfg.max_entities, k_relations=max(cfg.max_relations, 1))
-        anchors = [c for c in link.entities if c.score >= cfg.min_entity_score][: cfg.max_entities]
+        mentions = self.linker.mentions(question)
+        candidates = [dataclasses.replace(c, score=c.score * _coverage(c.span, mentions)) for c in link.entities]
+        candidates.sort(key=lambda c: -c.score)  # stable: the linker's order among equal scores
+        anchors = [c for c in candidates if c.score >= cfg.min_entity_score][: cfg.max_entities]
         base: dict[str, Any] = {"question": question, "version": bundle.version, "snapshot": bundle.snapshot}
         if not anchors:
             return GuideResult(
@@ -172,7 +179,7 @@ class Guide:
                 abstained=True,
                 reason="no entity of the question is in the knowledge graph",
                 message=cfg.abstain_message,
-                entities=[_linked(c) for c in link.entities],
+                entities=[_linked(c) for c in candidates],
             )
         relation_scores = self._relation_scores(question, link.relations, anchors)
         order = torch.argsort(relation_scores, descending=True, stable=True)[: cfg.max_relations].tolist()
@@ -367,6 +374,18 @@ class Guide:
         numbered = [fact.model_copy(update={"citation": n}) for n, fact in enumerate(ordered, start=1)]
         context = "\n".join([header, *(_line(fact.citation, fact) for fact in numbered)])
         return numbered, context, estimate_tokens(context), len(known) + len(inferred) - len(numbered)
+
+
+def _coverage(span: tuple[int, int] | None, mentions: list[tuple[int, int]]) -> float:
+    """The share of its mention a match covers: 1 outside any capitalised run, else its length over the extent
+    of the match joined with the runs it overlaps ("Hawaii" in "Hawaii County": 6/13)."""
+    if span is None:
+        return 1.0
+    begin, end = span
+    for run_begin, run_end in mentions:
+        if run_begin < end and begin < run_end:
+            begin, end = min(begin, run_begin), max(end, run_end)
+    return (span[1] - span[0]) / max(end - begin, 1)
 
 
 def _line(number: int, fact: Fact) -> str:

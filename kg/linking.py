@@ -771,6 +771,26 @@ class Linker:
         relations = self._relations.ranked(relation_exact, relation_text, k=k_relations)
         return LinkResult(question=question, entities=entities, relations=relations)
 
+    def mentions(self, question: str) -> list[tuple[int, int]]:
+        """Character spans of the question's capitalised runs ("Jeremy Irons", "House of Wittelsbach"), the
+        mentions a name should cover; empty when the question's case says nothing (module docstring). The
+        question's first word, capitalised anyway, and the stopwords after it are left out of a run ("Tell me
+        about Paris" -> "Paris")."""
+        self._check(question, k=0)
+        words = word_spans(question)
+        spans = _mention_spans(question, words, [False] * len(words)) if words else None
+        result = []
+        for _, (begin, end) in spans or []:
+            if begin == words[0][1]:
+                rest = [w for w in words[1:] if w[2] <= end]
+                while rest and rest[0][0] in STOPWORDS:
+                    rest = rest[1:]
+                if not rest:
+                    continue
+                begin = rest[0][1]
+            result.append((begin, end))
+        return result
+
     def _promote(
         self, mentions: list[tuple[str, tuple[int, int]]], exact: dict[int, _Hit], threshold: float
     ) -> tuple[dict[int, _Hit], set[int]]:

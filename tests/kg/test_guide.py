@@ -127,3 +127,10 @@ def test_too_long_question(guide: Guide) -> None:
 )
 def test_relation_phrase(label: str, name: str | None, phrase: str) -> None:
     assert relation_phrase(label, name) == phrase
+
+
+def test_a_name_covering_part_of_a_mention_does_not_anchor(guide: Guide) -> None:
+    partial = guide.guide("Who founded Paris Saint Germain Football Club?")
+    assert partial.abstained and partial.entities[0].name == "Paris" and partial.entities[0].score < 0.5
+    assert not guide.guide("Who was born in Paris?").abstained
+    assert not guide.guide("Paris is located in which country?").abstained  # the first word is a name too

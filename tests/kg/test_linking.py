@@ -166,3 +166,16 @@ def test_short_names_match_only_verbatim_and_longer_mentions_win() -> None:
     assert all(c.id not in (0, 1) for c in linker.link("Did Chicago Cubs F.C. win?").entities)
     ranked = linker.link("Which films did Colorado Rocies appear in?").entities
     assert [(c.id, c.match) for c in ranked[:2]] == [(3, "text"), (2, "exact")]  # the whole capitalised run wins
+
+
+@pytest.mark.parametrize(
+    ("question", "mentions"),
+    [
+        ("Where was Jeremy Irons born?", ["Jeremy Irons"]),
+        ("Tell me about House of Wittelsbach", ["House of Wittelsbach"]),
+        ("Jeremy Irons was born where?", ["Irons"]),  # the first word's capital says nothing
+        ("where was jeremy irons born?", []),  # no case information
+    ],
+)
+def test_mentions_are_capitalised_runs(linker: Linker, question: str, mentions: list[str]) -> None:
+    assert [question[b:e] for b, e in linker.mentions(question)] == mentions
