@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/evergraph run --home $(HOME_DIR)
+	$(BIN)/evergraph guide "Which country is Lyon located in?" --home $(HOME_DIR)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,6 +29,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/lifelong.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/guide.py
 
 clean:
 	rm -rf $(HOME_DIR) .pytest_cache
