@@ -252,8 +252,8 @@ class Guide:
             if word not in STOPWORDS and not any(s <= b and e <= t for s, t in spans)
         ]
         if words and self.linker.num_relations:
-            for hit in self.linker.search(" ".join(words), kind="relation", k=self.linker.num_relations, min_score=0):
-                scores[hit.id] = max(float(scores[hit.id]), hit.score)
+            similar = torch.from_numpy(self.linker.similarities(" ".join(words), kind="relation"))
+            scores = torch.maximum(scores, similar)
         return scores
 
     def _known(self, anchors: list[LinkCandidate], relation_scores: torch.Tensor) -> list[Fact]:

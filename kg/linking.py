@@ -286,6 +286,7 @@ class _Table:
                     holders[key] = (match, text)
         self.max_words = longest
         self.row_ids = np.asarray(row_ids, dtype=np.int64)
+        self._matrix: np.ndarray | None = None  # the index's vectors, for similarities()
         self.row_texts = row_texts
         vectors = encoder.encode(row_texts) if row_texts else np.zeros((0, encoder.dim), dtype=np.float32)
         self.index = _faiss().IndexFlatIP(encoder.dim)
@@ -376,6 +377,16 @@ class _Table:
                 else:
                     best.support += score
         return hits
+
+    def similarities(self, text: str) -> np.ndarray:
+        """Cosine (clipped to ``[0, 1]``) of ``text`` with every id's best name or alias, as ``float32[len]``."""
+        if self._matrix is None:
+            self._matrix = self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else np.zeros((0, 1))
+        scores = np.zeros(len(self.labels), dtype=np.float32)
+        if self.index.ntotal:
+            vector = np.asarray(self.encoder.encode([text]), dtype=np.float32)[0]
+            np.maximum.at(scores, self.row_ids, np.clip(self._matrix @ vector, 0.0, 1.0))
+        return scores
 
     def ranked(
         self,
@@ -699,6 +710,13 @@ class Linker:
         span = (0, len(name))
         hits = {key: _Hit(1.0, match, span, text, (_MATCH_ORDER[match], key)) for key, (match, text) in holders.items()}
         return table.ranked(hits, {}, k=len(hits))
+
+    def similarities(self, text: str, *, kind: Kind = "relation") -> np.ndarray:
+        """The cosine (clipped to ``[0, 1]``) of ``text`` with every relation's (or, ``kind="entity"``, entity's)
+        best name or alias, indexed by id: :meth:`search` over all ids at once, without building candidates
+        (fast for a few hundred relations; for entities it is a pass over every name)."""
+        self._check(text, k=0)
+        return self._table(kind).similarities(text)
 
     def search(
         self, text: str, *, kind: Kind = "entity", k: int = 5, min_score: float | None = None

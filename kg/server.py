@@ -19,10 +19,10 @@ The server binds 127.0.0.1 by default. With a token (``--token-env``), every end
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
 from kg.knowledge import MAX_K, Knowledge, LLMNotConfiguredError
@@ -77,22 +77,12 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    def knowledge(request: Request) -> Knowledge:
-        served = current()
-        request.state.version = served.version
-        return served
+    def knowledge() -> Knowledge:
+        return current()  # once per request: the whole request uses this version
 
     Auth = Depends(authorise)
     Served = Annotated[Knowledge, Depends(knowledge)]
     K = Annotated[int, Query(ge=1, le=MAX_K)]
-
-    @app.middleware("http")
-    async def version_header(request: Request, call_next: Callable[[Request], Any]) -> Any:
-        response = await call_next(request)
-        version = getattr(request.state, "version", None)
-        if version is not None:
-            response.headers["X-Evergraph-Version"] = version
-        return response
 
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, error: ValueError) -> JSONResponse:
@@ -112,59 +102,62 @@ def create_app(
         """Liveness: ``{"status": "ok", "version"}`` (no token needed)."""
         return {"status": "ok", "version": current().version}
 
-    @app.get("/version", dependencies=[Auth])
-    def version(served: Served) -> VersionInfo:
+    @app.get("/version", dependencies=[Auth], response_model=VersionInfo)
+    def version(served: Served) -> Response:
         """The served model version and snapshot."""
-        return served.info()
+        return _json(served.info())
 
-    @app.get("/entities", dependencies=[Auth])
-    def entities(served: Served, name: Annotated[str, Query(min_length=1, max_length=500)], k: K = 5) -> EntitySearch:
+    @app.get("/entities", dependencies=[Auth], response_model=EntitySearch)
+    def entities(served: Served, name: Annotated[str, Query(min_length=1, max_length=500)], k: K = 5) -> Response:
         """Entities matching a label or name."""
-        return served.entity(name, k=k)
+        return _json(served.entity(name, k=k))
 
-    @app.get("/facts", dependencies=[Auth])
-    def facts(
-        served: Served, entity: Annotated[str, Query(min_length=1, max_length=500)], limit: K = 50
-    ) -> FactsResult:
+    @app.get("/facts", dependencies=[Auth], response_model=FactsResult)
+    def facts(served: Served, entity: Annotated[str, Query(min_length=1, max_length=500)], limit: K = 50) -> Response:
         """Known facts about an entity."""
-        return served.facts(entity, limit=limit)
+        return _json(served.facts(entity, limit=limit))
 
-    @app.get("/predict", dependencies=[Auth])
+    @app.get("/predict", dependencies=[Auth], response_model=Predictions)
     def predict(
         served: Served,
         head: Annotated[str, Query(min_length=1, max_length=500)],
         relation: Annotated[str, Query(min_length=1, max_length=500)],
         k: K = 10,
         direction: Annotated[str, Query(pattern="^(tail|head)$")] = "tail",
-    ) -> Predictions:
+    ) -> Response:
         """New answers of (head, relation, ?) by link prediction, with calibrated confidence."""
-        return served.predict(head, relation, k=k, direction=direction)  # type: ignore[arg-type]
+        return _json(served.predict(head, relation, k=k, direction=direction))  # type: ignore[arg-type]
 
-    @app.get("/similar", dependencies=[Auth])
-    def similar(
-        served: Served, entity: Annotated[str, Query(min_length=1, max_length=500)], k: K = 10
-    ) -> SimilarResult:
+    @app.get("/similar", dependencies=[Auth], response_model=SimilarResult)
+    def similar(served: Served, entity: Annotated[str, Query(min_length=1, max_length=500)], k: K = 10) -> Response:
         """Entities nearest in embedding space."""
-        return served.similar(entity, k=k)
+        return _json(served.similar(entity, k=k))
 
-    @app.post("/guide", dependencies=[Auth])
-    def guide(served: Served, body: QuestionRequest) -> GuideResult:
+    @app.post("/guide", dependencies=[Auth], response_model=GuideResult)
+    def guide(served: Served, body: QuestionRequest) -> Response:
         """Linked entities, cited facts, context and prompt for a question (abstains when the graph has none)."""
         check_question(body.question)
-        return served.guide(body.question)
+        return _json(served.guide(body.question))
 
-    @app.post("/ask", dependencies=[Auth])
-    def ask(served: Served, body: QuestionRequest) -> Answer:
+    @app.post("/ask", dependencies=[Auth], response_model=Answer)
+    def ask(served: Served, body: QuestionRequest) -> Response:
         """The LLM's answer from the guide's cited facts (no LLM call when the guide abstains)."""
         check_question(body.question)
         try:
-            return served.ask(body.question)
+            return _json(served.ask(body.question))
         except LLMNotConfiguredError as error:
             raise HTTPException(status_code=503, detail=str(error)) from None
         except LLMError as error:
             raise HTTPException(status_code=502, detail=f"the LLM endpoint failed: {error}") from None
 
     return app
+
+
+def _json(result: BaseModel) -> Response:
+    """``result`` as JSON, serialised once (no second validation against the response model), with the version
+    that answered in the ``X-Evergraph-Version`` header."""
+    headers = {"X-Evergraph-Version": str(getattr(result, "version", ""))}
+    return Response(content=result.model_dump_json(), media_type="application/json", headers=headers)
 
 
 def serve(

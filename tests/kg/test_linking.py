@@ -179,3 +179,11 @@ def test_short_names_match_only_verbatim_and_longer_mentions_win() -> None:
 )
 def test_mentions_are_capitalised_runs(linker: Linker, question: str, mentions: list[str]) -> None:
     assert [question[b:e] for b, e in linker.mentions(question)] == mentions
+
+
+def test_similarities_agree_with_search(linker: Linker) -> None:
+    text = "place of birth"
+    scores = linker.similarities(text, kind="relation")
+    assert scores.shape == (linker.num_relations,) and ((scores >= 0) & (scores <= 1)).all()
+    for hit in linker.search(text, kind="relation", k=linker.num_relations, min_score=0.0):
+        assert scores[hit.id] == pytest.approx(hit.score, abs=1e-5)
