@@ -2,9 +2,12 @@
 
 :meth:`Guide.guide` works in four steps on one serving bundle (:class:`kg.Bundle`):
 
-1. **Linking** (:class:`kg.linking.Linker`): an entity candidate's score is its linking score times the share
-   of its mention it covers (a name matching part of a longer capitalised run, "Hawaii" in "What is the webpage
-   of Hawaii County?", covers 6/13 of it: the question is probably about something else); candidates scoring at
+1. **Linking** (:class:`kg.linking.Linker`): an entity candidate's score is its linking score times how well
+   it agrees with its place in the question: the share of its mention it covers (a name matching part of a
+   longer capitalised run, "Hawaii" in "What is the webpage of Hawaii County?", covers 6/13 of it: the question
+   is probably about something else), for text matches the edit similarity of mention and name instead of the
+   cosine that found it (a typo keeps ~0.9), and a halving for a proper name matched by lower-case words ("the
+   artist" is not the film "The Artist"); candidates scoring at
    least ``min_entity_score`` (at most ``max_entities``) anchor the question. Every relation gets a score for
    the question: the best of its linking score and the cosine between its text and the question's remaining
    words (without the linked entity names and stopwords); relations scoring at least ``min_relation_score`` and
@@ -41,7 +44,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from kg.inference import infer
-from kg.linking import STOPWORDS, LinkCandidate, Linker, relation_text
+from kg.linking import STOPWORDS, LinkCandidate, Linker, case_informative, relation_text
 from kg.schemas import ChatMessage, EntityRef, Fact, GuideResult, LinkedItem, RelationRef
 from kg.text import normalize_text, word_spans
 
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "Guide", "GuideConfig", "estimate_tokens", "relation_phrase"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "Guide", "GuideConfig", "edit_similarity", "estimate_tokens", "relation_phrase"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You answer questions with the numbered facts from a knowledge graph that the user gives you. Use only those "
@@ -168,8 +171,10 @@ class Guide:
         cfg = self.config
         bundle = self.bundle
         link = self.linker.link(question, k_entities=cfg.max_entities, k_relations=max(cfg.max_relations, 1))
-        mentions = self.linker.mentions(question)
-        candidates = [dataclasses.replace(c, score=c.score * _coverage(c.span, mentions)) for c in link.entities]
+        mentions, cased = self.linker.mentions(question), case_informative(question)
+        candidates = [
+            dataclasses.replace(c, score=_agreement(question, c, mentions, cased=cased)) for c in link.entities
+        ]
         candidates.sort(key=lambda c: -c.score)  # stable: the linker's order among equal scores
         anchors = [c for c in candidates if c.score >= cfg.min_entity_score][: cfg.max_entities]
         base: dict[str, Any] = {"question": question, "version": bundle.version, "snapshot": bundle.snapshot}
@@ -374,6 +379,39 @@ class Guide:
         numbered = [fact.model_copy(update={"citation": n}) for n, fact in enumerate(ordered, start=1)]
         context = "\n".join([header, *(_line(fact.citation, fact) for fact in numbered)])
         return numbered, context, estimate_tokens(context), len(known) + len(inferred) - len(numbered)
+
+
+def _agreement(question: str, candidate: LinkCandidate, mentions: list[tuple[int, int]], *, cased: bool) -> float:
+    """The score a linked name keeps as an anchor, in ``[0, 1]``: its linking score times the share of its mention
+    it covers (:func:`_coverage`), and times 0.5 for a multi-word proper name ("The Artist") matched exactly by
+    lower-case words in a question whose case is informative ("what is the artist of ..."). A text match is
+    verified against the words it was found from: its score is the edit similarity of the two
+    (:func:`edit_similarity`; a typo keeps about 0.9, "Knight" for "T. R. Knight" 0.5), not the cosine that
+    retrieved it."""
+    score = candidate.score * _coverage(candidate.span, mentions)
+    if candidate.span is not None:
+        text = question[candidate.span[0] : candidate.span[1]]
+        if candidate.match == "text" and candidate.matched:
+            return _coverage(candidate.span, mentions) * edit_similarity(text, candidate.matched)
+        if cased and not any(ch.isupper() for ch in text):
+            if sum(word[:1].isupper() for word in candidate.matched.split()) >= 2:
+                score *= 0.5
+    return score
+
+
+def edit_similarity(a: str, b: str) -> float:
+    """``1 - levenshtein(a, b) / max(len(a), len(b))`` of the normalised texts (:func:`kg.text.normalize_text`),
+    in ``[0, 1]``; 1 for equal texts."""
+    a, b = normalize_text(a), normalize_text(b)
+    if not a or not b:
+        return float(a == b)
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return 1.0 - previous[-1] / max(len(a), len(b))
 
 
 def _coverage(span: tuple[int, int] | None, mentions: list[tuple[int, int]]) -> float:

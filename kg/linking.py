@@ -70,6 +70,7 @@ __all__ = [
     "LinkResult",
     "Linker",
     "LinkingError",
+    "case_informative",
     "QuestionTooLongError",
     "relation_text",
 ]
@@ -434,6 +435,13 @@ def _verbatim(question: str, begin: int, name: str) -> bool:
     ):
         return False
     return not (after == "." and end + 1 < len(question) and question[end + 1].isalnum())
+
+
+def case_informative(question: str) -> bool:
+    """Whether ``question``'s case says something: among the words after the first, some are capitalised and
+    some are not."""
+    words = word_spans(question)
+    return bool(words) and _case_informative(question, words)
 
 
 def _case_informative(question: str, words: list[tuple[str, int, int]]) -> bool:

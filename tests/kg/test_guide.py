@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kg.bundle import Bundle
-from kg.guide import Guide, GuideConfig, estimate_tokens, relation_phrase
+from kg.guide import Guide, GuideConfig, edit_similarity, estimate_tokens, relation_phrase
 from kg.linking import QuestionTooLongError
 
 
@@ -134,3 +134,35 @@ def test_a_name_covering_part_of_a_mention_does_not_anchor(guide: Guide) -> None
     assert partial.abstained and partial.entities[0].name == "Paris" and partial.entities[0].score < 0.5
     assert not guide.guide("Who was born in Paris?").abstained
     assert not guide.guide("Paris is located in which country?").abstained  # the first word is a name too
+
+
+def test_a_misspelt_name_still_anchors_by_edit_similarity(guide: Guide, bundle: Bundle) -> None:
+    name = person(bundle)
+    first, last = name.split()[0], name.split()[-1]
+    typo = f"{first} {last[:2]}{last[3:]}"  # one letter dropped
+    result = guide.guide(f"Where was {typo} born?")
+    assert not result.abstained and result.entities[0].name == name and result.entities[0].match == "text"
+    assert result.entities[0].score == pytest.approx(edit_similarity(typo, name))
+
+
+def test_lower_case_words_do_not_make_a_proper_name(guide: Guide, bundle: Bundle) -> None:
+    """In a question with informative case, a multi-word proper name matched by lower-case words counts half
+    ("the artist" is not the film "The Artist")."""
+    company = next(name for label, name in bundle.entity_names.items() if label.startswith("company/"))
+    assert len(company.split()) >= 2
+    lower = guide.guide(f"Which {company.lower()} is based in Paris?")
+    assert [e.name for e in lower.entities] == ["Paris"]  # the company (0.5) is below min_entity_score
+    proper = guide.guide(f"Which city is {company} based in?")
+    assert proper.entities[0].name == company and proper.entities[0].score == 1.0
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("Jeremy Irons", "jeremy irons", 1.0),
+        ("Jeremy Irns", "Jeremy Irons", 1 - 1 / 12),
+        ("Knight", "T. R. Knight", 0.6),
+    ],
+)
+def test_edit_similarity(a: str, b: str, expected: float) -> None:
+    assert edit_similarity(a, b) == pytest.approx(expected)
