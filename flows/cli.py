@@ -109,6 +109,7 @@ def _up(args: argparse.Namespace) -> int:
         home=home,
         prefect_port=args.prefect_port,
         mlflow_port=args.mlflow_port,
+        knowledge_port=None if args.no_knowledge else args.knowledge_port,
         environment=prefect_environment(home),
         deploy=not args.no_deploy,
     )
@@ -137,10 +138,14 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     back.add_argument("--home", default=None)
     back.set_defaults(func=_rollback)
 
-    up = sub.add_parser("up", help="start a local Prefect server, a process worker and the MLflow UI")
+    up = sub.add_parser(
+        "up", help="start a local Prefect server, a process worker, the MLflow UI and the knowledge server"
+    )
     up.add_argument("--home", default=None)
     up.add_argument("--prefect-port", type=int, default=4200)
     up.add_argument("--mlflow-port", type=int, default=5000)
+    up.add_argument("--knowledge-port", type=int, default=8000, help="evergraph serve's port, when a champion exists")
+    up.add_argument("--no-knowledge", action="store_true", help="do not start the knowledge server")
     up.add_argument("--no-deploy", action="store_true", help="do not deploy prefect.yaml's deployments")
     up.set_defaults(func=_up)
 

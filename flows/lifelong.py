@@ -143,10 +143,7 @@ def lifelong_pipeline(
     }
     if summary["created"]:
         create_table_artifact(
-            [
-                {k: r[k] for k in ("snapshot", "version", "alias", "stream_mrr")}
-                for r in summary["created"]
-            ],
+            [{k: r[k] for k in ("snapshot", "version", "alias", "stream_mrr")} for r in summary["created"]],
             key=artifact_key(lineage, "summary"),
             description="model versions created by this run",
         )

@@ -151,13 +151,33 @@ def start_mlflow_ui(*, home: EvergraphHome, port: int, env: dict[str, str], logs
     return started
 
 
+def start_knowledge_server(*, home: EvergraphHome, port: int, env: dict[str, str], logs: Path) -> Started:
+    """``evergraph serve`` for ``home``'s champion on 127.0.0.1:``port``; returns once ``/healthz`` answers."""
+    url = f"http://127.0.0.1:{port}"
+    started = start_process(
+        "knowledge-server",
+        [sys.executable, "-m", "kg.cli", "serve", "--home", str(home.root), "--port", str(port)],
+        env=env,
+        logs=logs,
+        url=url,
+    )
+    try:
+        wait_for_http(f"{url}/healthz", process=started.process)
+    except BaseException:
+        stop_process(started)
+        raise
+    return started
+
+
 @dataclass
 class LocalServices:
-    """``evergraph up``: server, worker (and deployments) and MLflow UI, stopped together."""
+    """``evergraph up``: server, worker (and deployments), MLflow UI and, when the home has a champion, the
+    knowledge server (``evergraph serve``), stopped together."""
 
     home: EvergraphHome
     prefect_port: int = 4200
     mlflow_port: int = 5000
+    knowledge_port: int | None = 8000
     environment: dict[str, str] = field(default_factory=dict)
     deploy: bool = True
     started: list[Started] = field(default_factory=list)
@@ -170,6 +190,8 @@ class LocalServices:
         if self.deploy:
             prefect_cli("deploy", "--all", env=env)
         self.started.append(start_mlflow_ui(home=self.home, port=self.mlflow_port, env=env, logs=logs))
+        if self.knowledge_port is not None and self.home.champion_pointer.exists():
+            self.started.append(start_knowledge_server(home=self.home, port=self.knowledge_port, env=env, logs=logs))
 
     def stop(self) -> None:
         for started in reversed(self.started):
@@ -185,8 +207,13 @@ class LocalServices:
             console.print(f"Prefect UI:  http://127.0.0.1:{self.prefect_port}")
             console.print(f"MLflow UI:   http://127.0.0.1:{self.mlflow_port}")
             console.print(f"worker:      pool {WORK_POOL!r}; logs in {self.home.root / 'logs'}")
+            knowledge = next((s for s in self.started if s.name == "knowledge-server"), None)
+            if knowledge is not None:
+                console.print(f"knowledge:   {knowledge.url}/docs (follows the champion)")
+            elif self.knowledge_port is not None:
+                console.print("knowledge:   no champion yet: after `evergraph run`, start `evergraph serve`")
             console.print(f"use it:      export PREFECT_API_URL=http://127.0.0.1:{self.prefect_port}/api")
-            console.print("Ctrl-C stops all three.")
+            console.print("Ctrl-C stops them all.")
             while all(s.process.poll() is None for s in self.started):
                 time.sleep(1)
             dead = [s.name for s in self.started if s.process.poll() is not None]
