@@ -129,7 +129,7 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in the home)")
-    run.add_argument("--tolerance", type=float, default=None, help="allowed MRR drop on old test sets (0.01)")
+    run.add_argument("--tolerance", type=float, default=None, help="allowed MRR drop on old test sets (0.05)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
 

@@ -1,4 +1,4 @@
-"""Compare two model versions on the newest test set, on equal terms, for the promotion gate.
+"""Compare two model versions on equal terms, for the promotion gate: on the newest test set and on the earlier ones.
 
 The champion was trained before the newest snapshot arrived, so it cannot score facts about entities or
 relations that appeared later. The fair comparison is on the part of the newest test set the champion *can*
@@ -6,12 +6,18 @@ score: test triples whose head, relation and tail all existed in the champion's 
 the champion's entities (ids ``0..E_champion-1``, a prefix of the newer vocabulary because ids are
 append-only), filtered by every fact known up to the newest snapshot. Both versions are ranked on exactly those
 queries, those candidates and that filter, so their MRRs are comparable.
+
+The same holds for forgetting. The MRRs recorded when each version was trained are not comparable under the
+``all-entities`` protocol: a later version ranks the old test facts among more entities, so its MRR on an old
+test set drops even when it forgot nothing. :func:`compare_on_earlier_test_sets` ranks both versions on the
+earlier test sets against the champion's entities, with the same filter, so a drop there is real forgetting.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -45,6 +51,83 @@ class NewTestSetComparison:
         }
 
 
+@dataclass(frozen=True)
+class EarlierTestSetsComparison:
+    """MRRs of the new version and the champion on earlier test sets, ranked against the champion's entities."""
+
+    test_sets: list[int]
+    queries: int
+    """Test triples ranked per version (each gives a head and a tail query)."""
+    new_mrr: dict[int, float] = field(default_factory=dict)
+    champion_mrr: dict[int, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready (test-set keys as ints)."""
+        return {
+            "test_sets": list(self.test_sets),
+            "queries": self.queries,
+            "new_mrr": dict(self.new_mrr),
+            "champion_mrr": dict(self.champion_mrr),
+        }
+
+
+def _check_versions(new: KGEModel, champion: KGEModel) -> None:
+    if champion.num_entities > new.num_entities or champion.num_relations > new.num_relations:
+        raise ValueError(
+            f"the champion knows more entities/relations ({champion.num_entities}/{champion.num_relations}) than "
+            f"the new version ({new.num_entities}/{new.num_relations}); it is not an earlier version of it"
+        )
+
+
+def _scoreable(test: torch.Tensor, champion: KGEModel) -> torch.Tensor:
+    """The test triples whose head, relation and tail the champion knows."""
+    test = test.reshape(-1, 3).long().cpu()
+    return test[
+        (test[:, 0] < champion.num_entities)
+        & (test[:, 2] < champion.num_entities)
+        & (test[:, 1] < champion.num_relations)
+    ]
+
+
+def _mrr(model: KGEModel, triples: torch.Tensor, known: torch.Tensor, *, candidates: int, block_size: int) -> float:
+    ranks = filtered_ranks(
+        score_fn=model.score_fn(), triples=triples, known=known, num_candidates=candidates, block_size=block_size
+    )
+    return RankingMetrics.from_ranks(ranks.realistic).mrr
+
+
+@torch.inference_mode()
+def compare_on_earlier_test_sets(
+    *,
+    new: KGEModel,
+    champion: KGEModel,
+    kg: GrowingKG,
+    snapshot: int,
+    test_sets: Sequence[int],
+    block_size: int = 2048,
+) -> EarlierTestSetsComparison:
+    """Rank the ``test_sets`` (earlier snapshots) with both models against the champion's entities, filtered by
+    every fact known up to ``snapshot`` (the new version's); ``kg`` must hold snapshots up to ``snapshot``.
+    Test sets with no triple the champion can score are left out."""
+    _check_versions(new, champion)
+    known = kg.known_facts(snapshot)
+    compared: list[int] = []
+    new_mrr: dict[int, float] = {}
+    champion_mrr: dict[int, float] = {}
+    queries = 0
+    for j in test_sets:
+        triples = _scoreable(kg.snapshots[j].test, champion)
+        if triples.shape[0] == 0:
+            continue
+        compared.append(j)
+        queries += int(triples.shape[0])
+        new_mrr[j] = _mrr(new, triples, known, candidates=champion.num_entities, block_size=block_size)
+        champion_mrr[j] = _mrr(champion, triples, known, candidates=champion.num_entities, block_size=block_size)
+    result = EarlierTestSetsComparison(test_sets=compared, queries=queries, new_mrr=new_mrr, champion_mrr=champion_mrr)
+    logger.info("earlier test sets: %s", result.to_dict())
+    return result
+
+
 @torch.inference_mode()
 def compare_on_new_test_set(
     *, new: KGEModel, champion: KGEModel, kg: GrowingKG, snapshot: int, block_size: int = 2048
@@ -54,33 +137,18 @@ def compare_on_new_test_set(
     ``kg`` must hold snapshots up to ``snapshot``; ``champion`` must be an earlier version of ``new``'s lineage
     (its ids a prefix of ``new``'s). ``block_size`` (default 2048) queries are scored at a time.
     """
-    if champion.num_entities > new.num_entities or champion.num_relations > new.num_relations:
-        raise ValueError(
-            f"the champion knows more entities/relations ({champion.num_entities}/{champion.num_relations}) than "
-            f"the new version ({new.num_entities}/{new.num_relations}); it is not an earlier version of it"
-        )
+    _check_versions(new, champion)
     test = kg.snapshots[snapshot].test.reshape(-1, 3).long().cpu()
-    shared = test[
-        (test[:, 0] < champion.num_entities)
-        & (test[:, 2] < champion.num_entities)
-        & (test[:, 1] < champion.num_relations)
-    ]
+    shared = _scoreable(test, champion)
     if shared.shape[0] == 0:
         logger.info("no test triple of snapshot %d is known to the champion; nothing to compare", snapshot)
         return NewTestSetComparison(
             snapshot=snapshot, shared_queries=0, total_queries=int(test.shape[0]), new_mrr=None, champion_mrr=None
         )
     known = kg.known_facts(snapshot)
-    mrrs = []
-    for model in (new, champion):
-        ranks = filtered_ranks(
-            score_fn=model.score_fn(),
-            triples=shared,
-            known=known,
-            num_candidates=champion.num_entities,
-            block_size=block_size,
-        )
-        mrrs.append(RankingMetrics.from_ranks(ranks.realistic).mrr)
+    mrrs = [
+        _mrr(model, shared, known, candidates=champion.num_entities, block_size=block_size) for model in (new, champion)
+    ]
     result = NewTestSetComparison(
         snapshot=snapshot,
         shared_queries=int(shared.shape[0]),

@@ -39,7 +39,10 @@ class RegistryConfig(BaseModel):
     )
     experiment: str = Field("evergraph", min_length=1, description="experiment holding the runs; default evergraph")
     tolerance: float = Field(
-        0.01, ge=0, description="allowed drop of the mean MRR over earlier test sets before a gate fails; default 0.01"
+        0.05,
+        ge=0,
+        description="allowed drop of the mean MRR over earlier test sets (both versions ranked against the "
+        "champion's entities) before a gate fails; default 0.05",
     )
     mlflow_ui_url: str | None = Field(
         "http://127.0.0.1:5000",

@@ -2,9 +2,12 @@
 
 Two rules, both over filtered MRR from ``metrics.json`` entries:
 
-- **Forgetting**: over the *earlier* test sets that both entries report (the snapshots common to both
-  ``per_test_set`` lists, without the new version's newest test set), the new version's mean MRR must be at
-  least the champion's minus ``tolerance``. The mean is the plain mean over test sets (each test set counts
+- **Forgetting**: over the *earlier* test sets, the new version's mean MRR must be at least the champion's minus
+  ``tolerance``. When the caller gives ``new_earlier``/``champion_earlier`` (per test set, both versions ranked
+  on the same candidates, the champion's entities, and the same filter: :mod:`kg.comparison`), those are
+  compared; otherwise the MRRs recorded in the two entries (the snapshots common to both ``per_test_set`` lists,
+  without the new version's newest test set), which under the ``all-entities`` protocol penalise the new
+  version for ranking among more entities. The mean is the plain mean over test sets (each test set counts
   once, whatever its size), so a large early test set cannot hide forgetting on a small one.
 - **New knowledge**: when the caller gives ``new_on_new`` and ``champion_on_new`` (both MRRs on the same part
   of the new test set that the champion can score, i.e. whose entities and relations it knows), the new
@@ -72,11 +75,14 @@ def decide(
     champion_entry: Mapping[str, Any] | None,
     new_on_new: float | None = None,
     champion_on_new: float | None = None,
+    new_earlier: Mapping[int, float] | None = None,
+    champion_earlier: Mapping[int, float] | None = None,
     tolerance: float,
 ) -> GateDecision:
     """Judge a new version (its ``metrics.json`` entry ``new_entry``) against the champion's entry (None: no
     champion). ``new_on_new``/``champion_on_new`` (default None: skip the new-knowledge rule) are MRRs on the
-    part of the new test set the champion can score. See the module docstring for the rules.
+    part of the new test set the champion can score; ``new_earlier``/``champion_earlier`` (default None: use
+    the recorded entries) are MRRs per earlier test set on equal terms. See the module docstring for the rules.
     """
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
@@ -88,9 +94,16 @@ def decide(
             numbers={"tolerance": tolerance},
             new_snapshot=new_snapshot,
         )
-    new_sets, champion_sets = _mrr_by_test_set(new_entry), _mrr_by_test_set(champion_entry)
-    newest = max(new_sets, default=new_snapshot)
-    earlier = sorted((set(new_sets) & set(champion_sets)) - {newest})
+    equal_terms = new_earlier is not None and champion_earlier is not None
+    if equal_terms:
+        new_sets = {int(j): float(m) for j, m in (new_earlier or {}).items()}
+        champion_sets = {int(j): float(m) for j, m in (champion_earlier or {}).items()}
+        earlier = sorted(set(new_sets) & set(champion_sets))
+    else:
+        new_sets, champion_sets = _mrr_by_test_set(new_entry), _mrr_by_test_set(champion_entry)
+        newest = max(new_sets, default=new_snapshot)
+        earlier = sorted((set(new_sets) & set(champion_sets)) - {newest})
+    how = " (both ranked against the champion's entities)" if equal_terms else " (as recorded when trained)"
     numbers: dict[str, float | None] = {
         "tolerance": tolerance,
         "new_earlier_mrr": None,
@@ -108,14 +121,14 @@ def decide(
         sets = ", ".join(map(str, earlier))
         if new_mean >= champion_mean - tolerance:
             reasons.append(
-                f"forgetting: passed, mean MRR on earlier test sets {sets} is {new_mean:.4f} vs the champion's "
-                f"{champion_mean:.4f} (allowed drop {tolerance:.4f})"
+                f"forgetting: passed, mean MRR on earlier test sets {sets}{how} is {new_mean:.4f} vs the "
+                f"champion's {champion_mean:.4f} (allowed drop {tolerance:.4f})"
             )
         else:
             passed = False
             reasons.append(
-                f"forgetting: failed, mean MRR on earlier test sets {sets} dropped to {new_mean:.4f} from the "
-                f"champion's {champion_mean:.4f}, by {champion_mean - new_mean:.4f}, more than the allowed "
+                f"forgetting: failed, mean MRR on earlier test sets {sets}{how} dropped to {new_mean:.4f} from "
+                f"the champion's {champion_mean:.4f}, by {champion_mean - new_mean:.4f}, more than the allowed "
                 f"{tolerance:.4f}"
             )
     else:

@@ -38,8 +38,14 @@ def metrics_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def model_card(
-    *, entry: dict[str, Any], config: dict[str, Any], lineage: str, version: str, parent_version: str | None,
-    run_url: str | None, source: str,
+    *,
+    entry: dict[str, Any],
+    config: dict[str, Any],
+    lineage: str,
+    version: str,
+    parent_version: str | None,
+    run_url: str | None,
+    source: str,
 ) -> str:
     """A markdown model card for one registered snapshot."""
     train = config.get("train", {})

@@ -1,4 +1,5 @@
-"""Evaluate task: the new version against the champion on the newest test set, for the promotion gate."""
+"""Evaluate task: the new version against the champion on equal terms (the newest test set and the earlier ones),
+for the promotion gate."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from kg.bundle import BundleError, load_champion
-from kg.comparison import compare_on_new_test_set
+from kg.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
 from kg.home import EvergraphHome
 from kg.ingest import GrowingKG
 from kg.lifelong import RunPaths, load_model_checkpoint
@@ -23,7 +24,8 @@ from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
 )
 def compare_with_champion(*, home: str | None, source: str, run_dir: str, snapshot: int) -> dict[str, Any] | None:
     """MRR of the new version and of the champion (loaded from its serving bundle, not from MLflow) on the part
-    of ``snapshot``'s test set the champion can score; ``None`` when there is no champion to compare with."""
+    of ``snapshot``'s test set the champion can score, and (under ``earlier``) per earlier test set, both ranked
+    against the champion's entities; ``None`` when there is no champion to compare with."""
     logger = get_run_logger()
     evergraph_home = EvergraphHome.resolve(home)
     if not evergraph_home.champion_pointer.exists():
@@ -43,4 +45,11 @@ def compare_with_champion(*, home: str | None, source: str, run_dir: str, snapsh
         return None
     kg = GrowingKG.load(source, upto=snapshot)
     result = compare_on_new_test_set(new=new, champion=champion.model, kg=kg, snapshot=snapshot)
-    return {**result.to_dict(), "champion_version": champion.version}
+    earlier = compare_on_earlier_test_sets(
+        new=new,
+        champion=champion.model,
+        kg=kg,
+        snapshot=snapshot,
+        test_sets=range(min(champion.snapshot, snapshot - 1) + 1),
+    )
+    return {**result.to_dict(), "earlier": earlier.to_dict(), "champion_version": champion.version}

@@ -28,6 +28,11 @@ def _serve(*, home: EvergraphHome, run_dir: str, snapshot: int, version: str, li
     return str(bundle)
 
 
+def _per_set(mrrs: dict[Any, float] | None) -> dict[int, float] | None:
+    """Per-test-set MRRs with int keys (they come back from a task result or JSON with str keys)."""
+    return None if mrrs is None else {int(j): float(m) for j, m in mrrs.items()}
+
+
 @task(
     name="promote",
     task_run_name="promote-version-{version}",
@@ -58,6 +63,10 @@ def promote_version(
         champion_entry=champion_entry,
         new_on_new=None if comparison is None else comparison.get("new_mrr"),
         champion_on_new=None if comparison is None else comparison.get("champion_mrr"),
+        new_earlier=None if comparison is None else _per_set((comparison.get("earlier") or {}).get("new_mrr")),
+        champion_earlier=None
+        if comparison is None
+        else _per_set((comparison.get("earlier") or {}).get("champion_mrr")),
         tolerance=reg.config.tolerance,
     )
     bundle = None
@@ -72,6 +81,11 @@ def promote_version(
     alias = "champion" if decision.promote else "challenger"
     logger.info("version %s is now %s: %s", version, alias, "; ".join(decision.reasons))
     return {"version": version, "alias": alias, "reasons": decision.reasons, "bundle": bundle}
+
+
+def _per_set(mrrs: dict[Any, float] | None) -> dict[int, float] | None:
+    """Per-test-set MRRs with int keys (they come back from a task result or JSON with str keys)."""
+    return None if mrrs is None else {int(j): float(m) for j, m in mrrs.items()}
 
 
 @task(name="rollback", task_run_name="rollback-to-version-{version}", retry_condition_fn=retry_unless_final)

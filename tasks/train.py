@@ -51,9 +51,7 @@ def train_snapshot(
     logger = get_run_logger()
     run_config = RunConfig.model_validate(config)
     reporter = _ProgressReporter(snapshot=snapshot, key=artifact_key(lineage, "training"))
-    run = LifelongRun(
-        data=source, out=run_dir, config=run_config, show_progress=show_progress, on_epoch=reporter
-    )
+    run = LifelongRun(data=source, out=run_dir, config=run_config, show_progress=show_progress, on_epoch=reporter)
     metrics = run.run(upto=snapshot)
     reporter.done()
     entry = find_entry(metrics, snapshot)

@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from kg.comparison import compare_on_new_test_set
+from kg.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
 from kg.ingest import GrowingKG
-from kg.lifelong import LifelongRun, RunPaths, load_model_checkpoint
+from kg.lifelong import LifelongRun, RunPaths, load_model_checkpoint, read_entry
 from tests.conftest import fast_config
 
 
@@ -40,3 +40,20 @@ def test_nothing_shared_gives_no_numbers(example_data, tmp_path) -> None:
     with torch.no_grad():
         result = compare_on_new_test_set(new=new, champion=champion, kg=kg, snapshot=1)
     assert result.shared_queries == 0 and result.new_mrr is None and result.champion_mrr is None
+
+
+def test_earlier_test_sets_are_ranked_against_the_champions_entities(example_data, tmp_path) -> None:
+    out = tmp_path / "run"
+    LifelongRun(data=example_data, out=out, config=fast_config("lkge", max_epochs=5), show_progress=False).run(upto=2)
+    champion, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(0))
+    new, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(2))
+    kg = GrowingKG.load(example_data, upto=2)
+    result = compare_on_earlier_test_sets(new=new, champion=champion, kg=kg, snapshot=2, test_sets=[0, 1])
+    # test set 1 has triples about entities the champion never saw; the part it can score is compared
+    assert result.test_sets == [0, 1] and result.queries < len(kg.snapshots[0].test) + len(kg.snapshots[1].test)
+    assert all(0 < result.new_mrr[j] <= 1 and 0 < result.champion_mrr[j] <= 1 for j in result.test_sets)
+    same = compare_on_earlier_test_sets(new=champion, champion=champion, kg=kg, snapshot=2, test_sets=[0])
+    assert math.isclose(same.new_mrr[0], same.champion_mrr[0])
+    # fewer candidates than the new version's own evaluation: its MRR on test set 0 is at least the recorded one
+    recorded = {row["snapshot"]: row["mrr"] for row in read_entry(RunPaths(out), 2)["per_test_set"]}
+    assert result.new_mrr[0] >= recorded[0] - 1e-6

@@ -50,3 +50,23 @@ def test_markdown_has_the_verdict_and_a_table():
     assert "| mean MRR on earlier test sets (0) | 0.1000 | 0.3000 |" in text
     # a decision survives JSON (Prefect persists task results)
     assert type(decision).model_validate_json(decision.model_dump_json()) == decision
+
+
+def test_forgetting_on_equal_terms_replaces_the_recorded_numbers():
+    # recorded: the new version's MRR on test set 0 looks 0.1 lower (it ranks among more entities) ...
+    new, champion = entry(2, 0.2, 0.3, 0.9), entry(1, 0.3, 0.3)
+    assert not decide(new_entry=new, champion_entry=champion, tolerance=0.01).promote
+    # ... ranked against the same candidates it forgot nothing
+    decision = decide(
+        new_entry=new,
+        champion_entry=champion,
+        new_earlier={0: 0.31, 1: 0.30},
+        champion_earlier={0: 0.30, 1: 0.30},
+        tolerance=0.01,
+    )
+    assert decision.promote and decision.earlier_test_sets == [0, 1]
+    assert "champion's entities" in decision.reasons[0] and "0.3050" in decision.reasons[0]
+    forgot = decide(
+        new_entry=new, champion_entry=champion, new_earlier={0: 0.2}, champion_earlier={0: 0.3}, tolerance=0.01
+    )
+    assert not forgot.promote and "forgetting: failed" in forgot.reasons[0]
