@@ -45,7 +45,7 @@ from kg.calibration import Calibration, fit_calibration
 from kg.errors import EvergraphError, SnapshotError
 from kg.facts import FactTable
 from kg.home import EvergraphHome
-from kg.ingest import GrowingKG, read_names
+from kg.ingest import GrowingKG, load_shared, read_names
 from kg.lifelong import RunPaths, find_entry, load_model_checkpoint
 from kg.model import KGEModel
 from kg.vocab import Vocabulary
@@ -319,7 +319,11 @@ def _facts_and_calibration(
             "dataset directory the run was trained on"
         )
     try:
-        kg = GrowingKG.load(data, upto=snapshot, entities=vocabularies[ENTITIES], relations=vocabularies[RELATIONS])
+        kg = load_shared(data, upto=snapshot)
+        fresh = (kg.entities.labels, kg.relations.labels)
+        run = (vocabularies[ENTITIES].labels, vocabularies[RELATIONS].labels)
+        if any(a[: len(b)] != b[: len(a)] for a, b in zip(fresh, run, strict=True)):  # ids assigned otherwise
+            kg = GrowingKG.load(data, upto=snapshot, entities=vocabularies[ENTITIES], relations=vocabularies[RELATIONS])
     except SnapshotError as error:
         raise BundleError(f"cannot read the facts of {run_dir} from {data}: {error}") from None
     for snap in kg.snapshots:

@@ -15,7 +15,9 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -588,3 +590,52 @@ class GrowingKG:
             Vocabulary.load(directory / ENTITY_VOCAB_FILE, kind="entity"),
             Vocabulary.load(directory / RELATION_VOCAB_FILE, kind="relation"),
         )
+
+
+# ------------------------------------------------------------------------------------------- shared loads
+
+_SHARED_LOADS: OrderedDict[tuple[object, ...], GrowingKG] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+_SHARED_MAX = 4
+
+
+def _files_signature(root: Path, upto: int | None) -> tuple[object, ...]:
+    """What a load of ``root`` up to ``upto`` reads: every split and name file's path, inode, size and times."""
+    dirs = list_snapshot_dirs(root)
+    if upto is not None:
+        dirs = dirs[: upto + 1]
+    upto = len(dirs) - 1  # "all" and "up to the last" are the same load
+    files = [d / f"{name}.txt" for d in dirs for name in SPLITS]
+    files += [root / ENTITY_NAMES_FILE, root / RELATION_NAMES_FILE]
+    signature: list[object] = [str(root.resolve()), upto]
+    for file in files:
+        try:
+            stat = file.stat()
+            signature.append((str(file), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+        except FileNotFoundError:
+            signature.append((str(file), None))
+    return tuple(signature)
+
+
+def load_shared(dataset_dir: str | os.PathLike[str], *, upto: int | None = None) -> GrowingKG:
+    """:meth:`GrowingKG.load` of ``dataset_dir`` up to ``upto`` (all if ``None``), shared by the readers of one
+    process: the pipeline's train, evaluate and bundle steps read the same snapshots, so they are ingested once.
+
+    The shared instance is reused only while every file it read keeps its inode, size and modification and change
+    times (a changed file means a fresh load; content hashes are still checked where history matters); the last
+    4 loads are kept. Treat the result as read-only: never ingest into it.
+    """
+    root = Path(dataset_dir)
+    key = _files_signature(root, upto)
+    upto = cast(int, key[1])
+    with _SHARED_LOCK:  # one load at a time: a second reader of the same data waits for the first
+        kg = _SHARED_LOADS.get(key)
+        if kg is None:
+            kg = GrowingKG.load(root, upto=upto)
+            _SHARED_LOADS[key] = kg
+            while len(_SHARED_LOADS) > _SHARED_MAX:
+                _SHARED_LOADS.popitem(last=False)
+        else:
+            _SHARED_LOADS.move_to_end(key)
+            logger.debug("reusing the loaded snapshots of %s up to %s", root, upto)
+        return kg

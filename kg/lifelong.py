@@ -30,7 +30,7 @@ from kg.atomic import save_torch, write_json
 from kg.config import RunConfig
 from kg.errors import CheckpointError
 from kg.evaluation import PROTOCOLS, evaluate_split, evaluate_stream
-from kg.ingest import GrowingKG
+from kg.ingest import GrowingKG, load_shared
 from kg.interactions import get_interaction
 from kg.model import KGEModel
 from kg.strategies import SnapshotContext, Strategy, get_strategy
@@ -181,7 +181,7 @@ class LifelongRun:
         strategy = get_strategy(cfg)
         get_interaction(cfg.model.name)
         PROTOCOLS[cfg.protocol]
-        kg = GrowingKG.load(self.data, upto=upto)  # validates everything before anything is written
+        kg = load_shared(self.data, upto=upto)  # validates everything before anything is written
         self.paths.out.mkdir(parents=True, exist_ok=True)
         _check_config(self.paths, cfg, self.data)
         metrics = self._metrics()

@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from kg.bundle import BundleError, load_champion
 from kg.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
 from kg.home import EvergraphHome
-from kg.ingest import GrowingKG
+from kg.ingest import load_shared
 from kg.lifelong import RunPaths, load_model_checkpoint
 from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
 
@@ -43,7 +43,7 @@ def compare_with_champion(*, home: str | None, source: str, run_dir: str, snapsh
     if champion.model.num_entities > new.num_entities or champion.model.num_relations > new.num_relations:
         logger.info("the champion comes from another lineage with a larger graph; the new-test-set rule is skipped")
         return None
-    kg = GrowingKG.load(source, upto=snapshot)
+    kg = load_shared(source, upto=snapshot)
     result = compare_on_new_test_set(new=new, champion=champion.model, kg=kg, snapshot=snapshot)
     earlier = compare_on_earlier_test_sets(
         new=new,

@@ -532,3 +532,21 @@ def test_entity_benchmark(caplog: pytest.LogCaptureFixture) -> None:
     assert len(kg.entities) == 14541
     assert kg.known_facts(4).shape == (310116, 3)
     assert "snapshot 4" in caplog.text
+
+
+def test_load_shared_reuses_one_load_until_a_file_changes(example_data, tmp_path) -> None:
+    import shutil
+
+    from kg.ingest import load_shared
+
+    data = tmp_path / "data"
+    shutil.copytree(example_data, data)
+    first = load_shared(data, upto=1)
+    assert load_shared(data, upto=1) is first
+    assert load_shared(data, upto=0) is not first and len(load_shared(data, upto=0).snapshots) == 1
+    last = len(list(p for p in data.iterdir() if p.name.isdigit())) - 1
+    assert load_shared(data) is load_shared(data, upto=last)  # "all" is "up to the last"
+    train = data / "1" / "train.txt"
+    train.write_text("".join(train.read_text().splitlines(keepends=True)[:-1]))
+    changed = load_shared(data, upto=1)
+    assert changed is not first and len(changed.snapshots[1].train) == len(first.snapshots[1].train) - 1
