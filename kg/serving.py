@@ -47,8 +47,12 @@ class ChampionWatcher:
         poll_interval: float = 1.0,
         **knowledge_options: Any,
     ) -> None:
+        from kg.llm import ChatClient, ChatConfig
+
         self.home = home if isinstance(home, EvergraphHome) else EvergraphHome.resolve(home)
         self.poll_interval = poll_interval
+        if isinstance(knowledge_options.get("chat"), ChatConfig):  # one LLM client for every version served
+            knowledge_options["chat"] = ChatClient(knowledge_options["chat"])
         self._loader: Loader = loader or (lambda path: Knowledge.load(path, **knowledge_options))
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -52,6 +52,7 @@ def test_confidence_matches_accuracy_on_test_facts(champion_bundle: Path, exampl
     every = (ids == answers.unsqueeze(1)).float()
     assert every[confidence >= 0.2].mean() > 3 * every[confidence < 0.05].mean()
 
+
 def test_roles() -> None:
     facts = FactTable(torch.tensor([[0, 0, 1, 0]]), num_entities=3, num_relations=1)
     answers = torch.tensor([[1, 2], [0, -1], [1, 0], [0, 1]])

@@ -57,3 +57,16 @@ def test_earlier_test_sets_are_ranked_against_the_champions_entities(example_dat
     # fewer candidates than the new version's own evaluation: its MRR on test set 0 is at least the recorded one
     recorded = {row["snapshot"]: row["mrr"] for row in read_entry(RunPaths(out), 2)["per_test_set"]}
     assert result.new_mrr[0] >= recorded[0] - 1e-6
+
+
+def test_earlier_test_sets_can_be_sampled(example_data, tmp_path) -> None:
+    out = tmp_path / "run"
+    LifelongRun(data=example_data, out=out, config=fast_config("lkge", max_epochs=3), show_progress=False).run(upto=1)
+    champion, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(0))
+    new, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(1))
+    kg = GrowingKG.load(example_data, upto=1)
+    sampled = compare_on_earlier_test_sets(new=new, champion=champion, kg=kg, snapshot=1, test_sets=[0], max_triples=20)
+    again = compare_on_earlier_test_sets(new=new, champion=champion, kg=kg, snapshot=1, test_sets=[0], max_triples=20)
+    every = compare_on_earlier_test_sets(new=new, champion=champion, kg=kg, snapshot=1, test_sets=[0], max_triples=None)
+    assert sampled.queries == 20 < every.queries == len(kg.snapshots[0].test)
+    assert sampled == again  # the same sample each time, for both versions
