@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -231,8 +232,6 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _token(name: str | None) -> str | None:
-    import os
-
     if name is None:
         return None
     value = os.environ.get(name)
@@ -283,8 +282,6 @@ def _guide(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     chat = None
     if not args.url:
-        import os
-
         from kg.llm import ChatConfig
 
         overrides = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_key_env}
@@ -305,8 +302,6 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
     from kg.guide import GuideConfig
     from kg.server import serve
     from kg.serving import ChampionWatcher
