@@ -204,6 +204,9 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
         command.add_argument("--token-env", default=None, help="env var holding the server's bearer token (--url)")
         command.add_argument("--hops", type=int, choices=[1, 2], default=None, help="1 (default) or 2")
         command.add_argument("--encoder", default=None, help="linking text encoder: hashing (default) | minilm")
+        command.add_argument(
+            "--relation-encoder", default=None, help="text encoder of relations (default: --encoder), e.g. minilm"
+        )
         command.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
     guide = sub.add_parser("guide", help="the cited knowledge context for a question (no LLM needed)")
@@ -228,6 +231,9 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--poll", type=float, default=1.0, help="seconds between champion checks (default 1)")
     serve.add_argument("--hops", type=int, choices=[1, 2], default=None, help="guide hops, 1 (default) or 2")
     serve.add_argument("--encoder", default=None, help="linking text encoder: hashing (default) | minilm")
+    serve.add_argument(
+        "--relation-encoder", default=None, help="text encoder of relations (default: --encoder), e.g. minilm"
+    )
     serve.set_defaults(func=_serve)
 
 
@@ -245,14 +251,16 @@ def _knowledge_client(args: argparse.Namespace, *, chat: Any = None) -> Any:
     from kg.guide import GuideConfig
 
     if args.url:
-        if args.hops is not None or args.encoder is not None:
-            raise EvergraphError("--hops and --encoder are settings of the server (evergraph serve), not of --url")
+        if args.hops is not None or args.encoder is not None or args.relation_encoder is not None:
+            raise EvergraphError("--hops and the encoders are settings of the server (evergraph serve), not of --url")
         return KnowledgeClient.remote(args.url, token=_token(args.token_env))
     options: dict[str, Any] = {}
     if args.hops is not None:
         options["guide_config"] = GuideConfig(hops=args.hops)
     if args.encoder is not None:
         options["encoder"] = args.encoder
+    if args.relation_encoder is not None:
+        options["relation_encoder"] = args.relation_encoder
     if chat is not None:
         options["chat"] = chat
     return KnowledgeClient.local(args.home, watch=False, **options)
@@ -311,6 +319,8 @@ def _serve(args: argparse.Namespace) -> int:
         options["guide_config"] = GuideConfig(hops=args.hops)
     if args.encoder is not None:
         options["encoder"] = args.encoder
+    if args.relation_encoder is not None:
+        options["relation_encoder"] = args.relation_encoder
     if os.environ.get("EVERGRAPH_LLM_BASE_URL"):
         from kg.llm import ChatConfig
 

@@ -170,7 +170,8 @@ class Guide:
         """Link, retrieve and compose the cited context for ``question`` (module docstring)."""
         cfg = self.config
         bundle = self.bundle
-        link = self.linker.link(question, k_entities=cfg.max_entities, k_relations=max(cfg.max_relations, 1))
+        # a few more candidates than anchors: some may lose their place when checked against the question
+        link = self.linker.link(question, k_entities=cfg.max_entities + 3, k_relations=max(cfg.max_relations, 1))
         mentions, cased = self.linker.mentions(question), case_informative(question)
         candidates = [
             dataclasses.replace(c, score=_agreement(question, c, mentions, cased=cased)) for c in link.entities

