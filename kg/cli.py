@@ -246,14 +246,10 @@ def _token(name: str | None) -> str | None:
     return value
 
 
-def _knowledge_client(args: argparse.Namespace, *, chat: Any = None) -> Any:
-    from kg.client import KnowledgeClient
+def _knowledge_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`kg.knowledge.Knowledge` options given on the command line (--hops, the encoders)."""
     from kg.guide import GuideConfig
 
-    if args.url:
-        if args.hops is not None or args.encoder is not None or args.relation_encoder is not None:
-            raise EvergraphError("--hops and the encoders are settings of the server (evergraph serve), not of --url")
-        return KnowledgeClient.remote(args.url, token=_token(args.token_env))
     options: dict[str, Any] = {}
     if args.hops is not None:
         options["guide_config"] = GuideConfig(hops=args.hops)
@@ -261,6 +257,17 @@ def _knowledge_client(args: argparse.Namespace, *, chat: Any = None) -> Any:
         options["encoder"] = args.encoder
     if args.relation_encoder is not None:
         options["relation_encoder"] = args.relation_encoder
+    return options
+
+
+def _knowledge_client(args: argparse.Namespace, *, chat: Any = None) -> Any:
+    from kg.client import KnowledgeClient
+
+    options = _knowledge_options(args)
+    if args.url:
+        if options:
+            raise EvergraphError("--hops and the encoders are settings of the server (evergraph serve), not of --url")
+        return KnowledgeClient.remote(args.url, token=_token(args.token_env))
     if chat is not None:
         options["chat"] = chat
     return KnowledgeClient.local(args.home, watch=False, **options)
@@ -310,17 +317,10 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from kg.guide import GuideConfig
     from kg.server import serve
     from kg.serving import ChampionWatcher
 
-    options: dict[str, Any] = {}
-    if args.hops is not None:
-        options["guide_config"] = GuideConfig(hops=args.hops)
-    if args.encoder is not None:
-        options["encoder"] = args.encoder
-    if args.relation_encoder is not None:
-        options["relation_encoder"] = args.relation_encoder
+    options = _knowledge_options(args)
     if os.environ.get("EVERGRAPH_LLM_BASE_URL"):
         from kg.llm import ChatConfig
 

@@ -99,10 +99,7 @@ class FactTable:
 
     def degree(self, entity: int) -> int:
         """How many facts ``entity`` takes part in (as head or tail)."""
-        self._check_entity(entity)
-        span = self._width * self.num_entities
-        begin, end = self._range(entity * span, (entity + 1) * span)
-        return end - begin
+        return len(self.about_arrays(entity)[0])
 
     def answers(self, entity: int, relation: int) -> torch.Tensor:
         """Known answers of ``(entity, relation, ?)`` for a *model* relation id (``2r``: tails of

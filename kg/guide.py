@@ -389,11 +389,12 @@ def _agreement(question: str, candidate: LinkCandidate, mentions: list[tuple[int
     verified against the words it was found from: its score is the edit similarity of the two
     (:func:`edit_similarity`; a typo keeps about 0.9, "Knight" for "T. R. Knight" 0.5), not the cosine that
     retrieved it."""
-    score = candidate.score * _coverage(candidate.span, mentions)
+    coverage = _coverage(candidate.span, mentions)
+    score = candidate.score * coverage
     if candidate.span is not None:
         text = question[candidate.span[0] : candidate.span[1]]
         if candidate.match == "text" and candidate.matched:
-            return _coverage(candidate.span, mentions) * edit_similarity(text, candidate.matched)
+            return coverage * edit_similarity(text, candidate.matched)
         if cased and not any(ch.isupper() for ch in text):
             if sum(word[:1].isupper() for word in candidate.matched.split()) >= 2:
                 score *= 0.5
