@@ -29,8 +29,6 @@ import os
 import platform
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._results import write_section  # noqa: E402
+from flows.services import free_port, start_knowledge_server, stop_process  # noqa: E402
 from kg.bundle import switch_pointer, write_bundle  # noqa: E402
 from kg.guide import GuideConfig, relation_phrase  # noqa: E402
 from kg.home import EvergraphHome  # noqa: E402
@@ -156,34 +155,14 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 95))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http_latency(home: Path, questions: list[str], *, clients: int, requests: int) -> tuple[float, float, float]:
+def http_latency(
+    home: EvergraphHome, questions: list[str], *, clients: int, requests: int
+) -> tuple[float, float, float]:
     """p50, p95 (ms) and throughput (requests/s) of POST /guide against `evergraph serve` in a subprocess."""
-    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "kg.cli", "serve", "--home", str(home), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = start_knowledge_server(home=home, port=free_port(), env=env, logs=home.root / "logs")
+    url = str(server.url)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("evergraph serve did not start")
-            time.sleep(0.2)
 
         def worker(index: int) -> list[float]:
             latencies = []
@@ -205,8 +184,7 @@ def http_latency(home: Path, questions: list[str], *, clients: int, requests: in
         p50, p95 = percentiles(latencies)
         return p50, p95, len(latencies) / elapsed
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process(server)
 
 
 def quality_table(one: dict[str, float], two: dict[str, float]) -> str:
@@ -278,8 +256,8 @@ def main() -> int:
         knowledge.guide(question)
         latencies.append(time.perf_counter() - started)
     local = percentiles(latencies)
-    http1 = http_latency(home.root, texts, clients=1, requests=len(texts))
-    http16 = http_latency(home.root, texts, clients=16, requests=2 * len(texts))
+    http1 = http_latency(home, texts, clients=1, requests=len(texts))
+    http16 = http_latency(home, texts, clients=16, requests=2 * len(texts))
     logger.info("latency in-process %s, http x1 %s, http x16 %s", local, http1, http16)
 
     calibration = knowledge.bundle.calibration

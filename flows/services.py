@@ -101,22 +101,28 @@ def stop_process(started: Started, *, timeout: float = 15) -> None:
             continue
 
 
-def start_prefect_server(*, port: int, env: dict[str, str], logs: Path) -> Started:
-    """``prefect server start`` on 127.0.0.1:``port``; returns once its health check answers."""
-    url = f"http://127.0.0.1:{port}"
-    started = start_process(
-        "prefect-server",
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        logs=logs,
-        url=url,
-    )
+def start_healthy(name: str, command: list[str], *, env: dict[str, str], logs: Path, url: str, health: str) -> Started:
+    """:func:`start_process`, then wait until ``url + health`` answers 200; the process is stopped if it never
+    does."""
+    started = start_process(name, command, env=env, logs=logs, url=url)
     try:
-        wait_for_http(f"{url}/api/health", process=started.process)
+        wait_for_http(f"{url}{health}", process=started.process)
     except BaseException:
         stop_process(started)
         raise
     return started
+
+
+def start_prefect_server(*, port: int, env: dict[str, str], logs: Path) -> Started:
+    """``prefect server start`` on 127.0.0.1:``port``; returns once its health check answers."""
+    return start_healthy(
+        "prefect-server",
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        logs=logs,
+        url=f"http://127.0.0.1:{port}",
+        health="/api/health",
+    )
 
 
 def start_worker(*, pool: str = WORK_POOL, env: dict[str, str], logs: Path) -> Started:
@@ -153,20 +159,14 @@ def start_mlflow_ui(*, home: EvergraphHome, port: int, env: dict[str, str], logs
 
 def start_knowledge_server(*, home: EvergraphHome, port: int, env: dict[str, str], logs: Path) -> Started:
     """``evergraph serve`` for ``home``'s champion on 127.0.0.1:``port``; returns once ``/healthz`` answers."""
-    url = f"http://127.0.0.1:{port}"
-    started = start_process(
+    return start_healthy(
         "knowledge-server",
         [sys.executable, "-m", "kg.cli", "serve", "--home", str(home.root), "--port", str(port)],
         env=env,
         logs=logs,
-        url=url,
+        url=f"http://127.0.0.1:{port}",
+        health="/healthz",
     )
-    try:
-        wait_for_http(f"{url}/healthz", process=started.process)
-    except BaseException:
-        stop_process(started)
-        raise
-    return started
 
 
 @dataclass
