@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Prefect reads its settings when first imported: keep its home inside the project, offline and patient.
@@ -19,7 +20,7 @@ os.environ.pop("EVERGRAPH_HOME", None)
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kg.bundle import switch_pointer, write_bundle  # noqa: E402
+from kg.bundle import Bundle, switch_pointer, write_bundle  # noqa: E402
 from kg.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from kg.example import write_example_dataset  # noqa: E402
 from kg.home import EvergraphHome  # noqa: E402
@@ -87,3 +88,26 @@ def knowledge_home(knowledge_home_template: EvergraphHome, tmp_path: Path) -> Ev
 def champion_bundle(knowledge_home_template: EvergraphHome) -> Path:
     """The v2 bundle (snapshot 1) of the template home, read-only."""
     return knowledge_home_template.bundle_dir("2")
+
+
+# -- helpers of the knowledge tests
+
+
+def born_person(bundle: Bundle, *, born: bool = True) -> str:
+    """The name of a person of ``bundle`` whose birthplace the graph knows (``born=False``: does not know)."""
+    relation = 2 * bundle.relations.id("born_in")
+    for label, name in bundle.entity_names.items():
+        if label.startswith("person/") and label in bundle.entities:
+            if (len(bundle.facts.answers(bundle.entities.id(label), relation)) > 0) == born:
+                return name
+    raise AssertionError(f"no person {'with' if born else 'without'} a known birthplace")
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float = 10.0) -> bool:
+    """Poll ``condition`` every 20 ms until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from tests.servers import ThreadedServer
 
 ScriptItem = tuple[int, Any] | tuple[int, Any, dict[str, str]]
 
@@ -52,8 +53,7 @@ class FakeOpenAI:
         self.reply = reply
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self.port = 0
 
     @property
@@ -109,28 +109,15 @@ class FakeOpenAI:
 
     def start(self, *, timeout: float = 10.0) -> FakeOpenAI:
         """Start serving on a free port and wait until the server accepts connections."""
-        config = uvicorn.Config(
-            self._app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-openai", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the fake OpenAI server did not start; see the uvicorn log above")
-            time.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server = ThreadedServer(self._app(), name="fake-openai").start(timeout=timeout)
+        self.port = self._server.port
         return self
 
     def stop(self, *, timeout: float = 10.0) -> None:
         """Ask the server to exit and wait for its thread."""
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._server = self._thread = None
+            self._server.stop(timeout=timeout)
+        self._server = None
 
 
 @pytest.fixture

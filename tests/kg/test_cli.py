@@ -6,6 +6,7 @@ import pytest
 from kg.cli import main
 from kg.home import EvergraphHome
 from kg.knowledge import Knowledge
+from tests.conftest import born_person
 from tests.fake_openai import FakeOpenAI
 
 SNAPSHOT_KEYS = {"snapshot", "epochs", "train_seconds", "eval_seconds", "peak_rss_mb", "stream", "per_test_set"}
@@ -94,12 +95,7 @@ def champion(champion_bundle: Path) -> Knowledge:
 @pytest.fixture(scope="module")
 def born_question(champion: Knowledge) -> str:
     """A question about a person whose birthplace the graph knows."""
-    bundle = champion.bundle
-    relation = 2 * bundle.relations.id("born_in")
-    for label, name in bundle.entity_names.items():
-        if label.startswith("person/") and len(bundle.facts.answers(bundle.entities.id(label), relation)):
-            return f"Where was {name} born?"
-    raise AssertionError("no person with a birthplace")
+    return f"Where was {born_person(champion.bundle)} born?"
 
 
 def test_guide_prints_the_cited_context(

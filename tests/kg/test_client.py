@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from kg.bundle import Bundle, switch_pointer
 from kg.client import KnowledgeClient, KnowledgeClientError
 from kg.home import EvergraphHome
 from kg.knowledge import LLMNotConfiguredError
+from tests.conftest import born_person, wait_for
 
 LLM_ENV = ("EVERGRAPH_LLM_BASE_URL", "EVERGRAPH_LLM_MODEL", "EVERGRAPH_LLM_API_KEY_ENV", "EVERGRAPH_LLM_TIMEOUT")
 
@@ -39,22 +40,7 @@ def pinned(champion_bundle: Path) -> Iterator[KnowledgeClient]:
 @pytest.fixture(scope="module")
 def person(champion_bundle: Path) -> str:
     """A person whose birthplace the graph knows."""
-    bundle = Bundle.load(champion_bundle)
-    relation = 2 * bundle.relations.id("born_in")
-    for label, name in bundle.entity_names.items():
-        if label.startswith("person/") and label in bundle.entities:
-            if len(bundle.facts.answers(bundle.entities.id(label), relation)):
-                return name
-    raise AssertionError("no person with a birthplace")
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return born_person(Bundle.load(champion_bundle))
 
 
 def test_local_client_follows_the_champion(knowledge_home: EvergraphHome) -> None:

@@ -8,6 +8,7 @@ import pytest
 from kg.bundle import Bundle
 from kg.guide import Guide, GuideConfig, edit_similarity, estimate_tokens, relation_phrase
 from kg.linking import QuestionTooLongError
+from tests.conftest import born_person
 
 
 @pytest.fixture(scope="module")
@@ -20,19 +21,8 @@ def guide(bundle: Bundle) -> Guide:
     return Guide(bundle)
 
 
-def person(bundle: Bundle, *, born: bool = True) -> str:
-    """The name of a person with (or without) a known birthplace."""
-    born_in = bundle.relations.id("born_in")
-    for label, name in bundle.entity_names.items():
-        if label.startswith("person/") and label in bundle.entities:
-            has = len(bundle.facts.answers(bundle.entities.id(label), 2 * born_in)) > 0
-            if has == born:
-                return name
-    raise AssertionError("no such person in the example bundle")
-
-
 def test_context_cites_known_facts_about_the_entity(guide: Guide, bundle: Bundle) -> None:
-    name = person(bundle)
+    name = born_person(bundle)
     result = guide.guide(f"Where was {name} born?")
     assert not result.abstained and result.entities[0].name == name and result.entities[0].score == 1.0
     assert result.relations[0].label == "born_in"
@@ -57,7 +47,7 @@ def test_context_cites_known_facts_about_the_entity(guide: Guide, bundle: Bundle
 
 def test_inferred_facts_are_marked_with_confidence(bundle: Bundle) -> None:
     guide = Guide(bundle, config=GuideConfig(min_confidence=0.0, max_known=2))
-    name = person(bundle, born=False)
+    name = born_person(bundle, born=False)
     result = guide.guide(f"Where was {name} born?")
     inferred = [f for f in result.facts if f.kind == "inferred"]
     assert inferred, result.context
@@ -71,7 +61,7 @@ def test_inferred_facts_are_marked_with_confidence(bundle: Bundle) -> None:
 
 def test_min_confidence_filters_inferred_facts(bundle: Bundle) -> None:
     strict = Guide(bundle, config=GuideConfig(min_confidence=1.0, max_known=0))
-    result = strict.guide(f"Where was {person(bundle, born=False)} born?")
+    result = strict.guide(f"Where was {born_person(bundle, born=False)} born?")
     assert result.abstained and "bars" in result.reason and result.prompt == []
 
 
@@ -97,7 +87,7 @@ def test_token_budget_is_respected(bundle: Bundle) -> None:
 
 
 def test_two_hops_reach_the_neighbours(bundle: Bundle) -> None:
-    name = person(bundle)
+    name = born_person(bundle)
     one = Guide(bundle, config=GuideConfig(max_known=30)).guide(f"Where was {name} born?")
     two = Guide(bundle, config=GuideConfig(hops=2, max_known=30)).guide(f"Where was {name} born?")
     assert {f.hop for f in one.facts if f.kind == "known"} == {1}
@@ -137,7 +127,7 @@ def test_a_name_covering_part_of_a_mention_does_not_anchor(guide: Guide) -> None
 
 
 def test_a_misspelt_name_still_anchors_by_edit_similarity(guide: Guide, bundle: Bundle) -> None:
-    name = person(bundle)
+    name = born_person(bundle)
     first, last = name.split()[0], name.split()[-1]
     typo = f"{first} {last[:2]}{last[3:]}"  # one letter dropped
     result = guide.guide(f"Where was {typo} born?")

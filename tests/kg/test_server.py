@@ -7,15 +7,13 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from kg.bundle import Bundle, switch_pointer
 from kg.client import KnowledgeClient, KnowledgeClientError
@@ -24,7 +22,9 @@ from kg.knowledge import Knowledge
 from kg.llm import ChatConfig
 from kg.server import create_app
 from kg.serving import ChampionWatcher
+from tests.conftest import born_person, wait_for
 from tests.fake_openai import FakeOpenAI
+from tests.servers import running
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -36,27 +36,6 @@ UNKNOWN_QUESTION = "Who is Zorblax Quintaine?"
 
 
 @contextmanager
-def running(app: FastAPI, *, timeout: float = 10.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in a daemon thread; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="evergraph-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("the test server did not start; see the uvicorn log above")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-
-
-@contextmanager
 def watching(home: EvergraphHome, **options: Any) -> Iterator[ChampionWatcher]:
     """A started :class:`ChampionWatcher` polling every 50 ms, stopped afterwards."""
     watcher = ChampionWatcher(home, poll_interval=0.05, **options).start()
@@ -65,25 +44,6 @@ def watching(home: EvergraphHome, **options: Any) -> Iterator[ChampionWatcher]:
     finally:
         watcher.stop()
         watcher.current().close()
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def born_person(bundle: Bundle) -> str:
-    """The name of a person whose birthplace the bundle's graph knows."""
-    relation = 2 * bundle.relations.id("born_in")
-    for label, name in bundle.entity_names.items():
-        if label.startswith("person/") and label in bundle.entities:
-            if len(bundle.facts.answers(bundle.entities.id(label), relation)):
-                return name
-    raise AssertionError("no person with a birthplace")
 
 
 # -- shared servers over the (read-only) template home ---------------------------------------------------------
