@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import pytest
 import torch
 
 from kg.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
 from kg.ingest import GrowingKG
 from kg.lifelong import LifelongRun, RunPaths, load_model_checkpoint, read_entry
+from kg.model import KGEModel
 from tests.conftest import fast_config
 
 
-def test_compares_on_what_the_champion_knows(example_data, tmp_path) -> None:
-    out = tmp_path / "run"
-    LifelongRun(data=example_data, out=out, config=fast_config("lkge", max_epochs=5), show_progress=False).run(upto=1)
-    champion, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(0))
-    new, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(1))
+@pytest.fixture(scope="module")
+def run(example_data: Path, tmp_path_factory: pytest.TempPathFactory) -> RunPaths:
+    """A short lkge run over snapshots 0..2 (quality does not matter: both versions are ranked alike)."""
+    out = tmp_path_factory.mktemp("comparison") / "run"
+    LifelongRun(data=example_data, out=out, config=fast_config("lkge", max_epochs=5), show_progress=False).run(upto=2)
+    return RunPaths(out)
+
+
+def version(run: RunPaths, snapshot: int) -> KGEModel:
+    """A fresh copy of the model learned up to ``snapshot``."""
+    return load_model_checkpoint(run.snapshot_checkpoint(snapshot))[0]
+
+
+def test_compares_on_what_the_champion_knows(example_data: Path, run: RunPaths) -> None:
+    champion, new = version(run, 0), version(run, 1)
     kg = GrowingKG.load(example_data, upto=1)
     test = kg.snapshots[1].test
     known = (test[:, 0] < champion.num_entities) & (test[:, 2] < champion.num_entities)
@@ -30,11 +43,8 @@ def test_compares_on_what_the_champion_knows(example_data, tmp_path) -> None:
     assert math.isclose(same.new_mrr, same.champion_mrr)
 
 
-def test_nothing_shared_gives_no_numbers(example_data, tmp_path) -> None:
-    out = tmp_path / "run"
-    LifelongRun(data=example_data, out=out, config=fast_config("lkge", max_epochs=5), show_progress=False).run(upto=1)
-    new, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(1))
-    champion, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(0))
+def test_nothing_shared_gives_no_numbers(example_data: Path, run: RunPaths) -> None:
+    new, champion = version(run, 1), version(run, 0)
     champion.entity.data = champion.entity.data[:1]  # a champion that knows a single entity
     kg = GrowingKG.load(example_data, upto=1)
     with torch.no_grad():
@@ -42,11 +52,8 @@ def test_nothing_shared_gives_no_numbers(example_data, tmp_path) -> None:
     assert result.shared_queries == 0 and result.new_mrr is None and result.champion_mrr is None
 
 
-def test_earlier_test_sets_are_ranked_against_the_champions_entities(example_data, tmp_path) -> None:
-    out = tmp_path / "run"
-    LifelongRun(data=example_data, out=out, config=fast_config("lkge", max_epochs=5), show_progress=False).run(upto=2)
-    champion, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(0))
-    new, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(2))
+def test_earlier_test_sets_are_ranked_against_the_champions_entities(example_data: Path, run: RunPaths) -> None:
+    champion, new = version(run, 0), version(run, 2)
     kg = GrowingKG.load(example_data, upto=2)
     result = compare_on_earlier_test_sets(new=new, champion=champion, kg=kg, snapshot=2, test_sets=[0, 1])
     # test set 1 has triples about entities the champion never saw; the part it can score is compared
@@ -55,15 +62,12 @@ def test_earlier_test_sets_are_ranked_against_the_champions_entities(example_dat
     same = compare_on_earlier_test_sets(new=champion, champion=champion, kg=kg, snapshot=2, test_sets=[0])
     assert math.isclose(same.new_mrr[0], same.champion_mrr[0])
     # fewer candidates than the new version's own evaluation: its MRR on test set 0 is at least the recorded one
-    recorded = {row["snapshot"]: row["mrr"] for row in read_entry(RunPaths(out), 2)["per_test_set"]}
+    recorded = {row["snapshot"]: row["mrr"] for row in read_entry(run, 2)["per_test_set"]}
     assert result.new_mrr[0] >= recorded[0] - 1e-6
 
 
-def test_earlier_test_sets_can_be_sampled(example_data, tmp_path) -> None:
-    out = tmp_path / "run"
-    LifelongRun(data=example_data, out=out, config=fast_config("lkge", max_epochs=3), show_progress=False).run(upto=1)
-    champion, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(0))
-    new, _ = load_model_checkpoint(RunPaths(out).snapshot_checkpoint(1))
+def test_earlier_test_sets_can_be_sampled(example_data: Path, run: RunPaths) -> None:
+    champion, new = version(run, 0), version(run, 1)
     kg = GrowingKG.load(example_data, upto=1)
     sampled = compare_on_earlier_test_sets(new=new, champion=champion, kg=kg, snapshot=1, test_sets=[0], max_triples=20)
     again = compare_on_earlier_test_sets(new=new, champion=champion, kg=kg, snapshot=1, test_sets=[0], max_triples=20)
