@@ -7,7 +7,7 @@ names) into ``bench/runs/guide-home`` and then measures:
 
 - **questions** from test triples ``(h, r, t)`` of every snapshot (never known to the bundle, which holds only
   training facts): "What is the <relation> of <head name>?", the relation phrase taken from ``relation2text.txt``
-  (the words of the path's last segment, :func:`kg.guide.relation_phrase`); the answer is ``t``;
+  (the words of the path's last segment, :func:`evergraph.kg.knowledge.guide.relation_phrase`); the answer is ``t``;
 - **linking accuracy**: the head is the first linked entity (and among the anchors);
 - **Hits@context**: the answer entity appears in a cited fact (known, inferred, either), i.e. Hits@k with k the
   number of facts in the context (at most ``max_known + max_inferred``), for 1 and 2 hops;
@@ -41,12 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._results import write_section  # noqa: E402
-from flows.services import free_port, start_knowledge_server, stop_process  # noqa: E402
-from kg.bundle import switch_pointer, write_bundle  # noqa: E402
-from kg.guide import GuideConfig, relation_phrase  # noqa: E402
-from kg.home import EvergraphHome  # noqa: E402
-from kg.ingest import GrowingKG, read_names  # noqa: E402
-from kg.knowledge import Knowledge  # noqa: E402
+from evergraph.flows.services import free_port, start_knowledge_server, stop_process  # noqa: E402
+from evergraph.kg.engine.ingest import GrowingKG, read_names  # noqa: E402
+from evergraph.kg.knowledge.guide import GuideConfig, relation_phrase  # noqa: E402
+from evergraph.kg.knowledge.knowledge import Knowledge  # noqa: E402
+from evergraph.kg.store.bundle_writer import switch_pointer, write_bundle  # noqa: E402
+from evergraph.kg.store.home import EvergraphHome  # noqa: E402
 
 logger = logging.getLogger("bench.guide")
 
@@ -226,7 +226,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("kg").setLevel(logging.WARNING)
+    logging.getLogger("evergraph").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if not (args.run / "checkpoints" / "snapshot-4.pt").is_file() or not args.text.is_dir():
         logger.error("needs %s (run bench/lifelong.py --datasets ENTITY --strategies lkge) and %s", args.run, args.text)

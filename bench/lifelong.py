@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._results import RESULTS, write_section  # noqa: E402
-from kg.config import RunConfig  # noqa: E402
-from kg.ingest import GrowingKG, list_snapshot_dirs  # noqa: E402
-from kg.model import doubled_triples  # noqa: E402
-from kg.strategies import SnapshotContext, get_strategy  # noqa: E402
-from kg.training import link_prediction_loss, make_optimizer  # noqa: E402
+from evergraph.kg.engine.config import RunConfig  # noqa: E402
+from evergraph.kg.engine.ingest import GrowingKG, list_snapshot_dirs  # noqa: E402
+from evergraph.kg.engine.model import doubled_triples  # noqa: E402
+from evergraph.kg.engine.strategies import SnapshotContext, get_strategy  # noqa: E402
+from evergraph.kg.engine.training import link_prediction_loss, make_optimizer  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "lkge"
 RUNS = ROOT / "bench" / "runs"
@@ -50,7 +50,7 @@ def run_strategy(dataset: str, strategy: str, *, protocol: str, extra: list[str]
     cmd = [
         sys.executable,
         "-m",
-        "kg.cli",
+        "evergraph.kg.service.cli",
         "train",
         "--data",
         str(DATA / dataset),

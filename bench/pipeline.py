@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 import faiss  # noqa: E402
 
 from bench import _results as results_file  # noqa: E402
-from kg.index import EntityIndex, IndexConfig  # noqa: E402
-from kg.lifelong import load_model_checkpoint  # noqa: E402
+from evergraph.kg.engine.run_files import load_model_checkpoint  # noqa: E402
+from evergraph.kg.store.index import EntityIndex, IndexConfig  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "lkge"
 RUNS = ROOT / "bench" / "runs"
@@ -264,7 +264,11 @@ def _timed(command: list[str], *, env: dict[str, str] | None = None) -> float:
     """Wall seconds of ``command`` run to completion in a fresh process (its output discarded)."""
     started = time.perf_counter()
     subprocess.run(
-        command, check=True, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+        command,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
     )  # fmt: skip (errors stay visible on stderr)
     return time.perf_counter() - started
 
@@ -273,7 +277,7 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
     """Wall time of the whole pipeline (``evergraph run``: Prefect flows, MLflow runs and versions, FAISS indexes,
     bundles, the gate) against the bare engine (``evergraph train``) on the same data and options, each in a
     fresh process, and Prefect's own start-up (an empty flow on a fresh ephemeral API)."""
-    from kg.example import write_example_dataset
+    from evergraph.kg.engine.example import write_example_dataset
 
     work = RUNS / "pipeline-overhead"
     shutil.rmtree(work, ignore_errors=True)
@@ -281,7 +285,7 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
         data = Path(args.pipeline_data)
     else:
         data = write_example_dataset(work / "example-data", seed=0)
-    python = [sys.executable, "-m", "flows.cli"]
+    python = [sys.executable, "-m", "evergraph.flows.cli"]
     options = ["--strategy", "lkge", "--model", "transe", "--seed", "0", "--device", "cpu", "--quiet"]
     if args.pipeline_epochs:
         options += ["--max-epochs", str(args.pipeline_epochs)]

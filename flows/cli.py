@@ -17,13 +17,13 @@ from typing import Any
 
 from rich.table import Table
 
-from kg import cli as kg_cli
-from kg.home import EvergraphHome
+from evergraph.kg.service import cli as kg_cli
+from evergraph.kg.store.home import EvergraphHome
 
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "kg,registry",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "evergraph",
 }
 
 
@@ -50,9 +50,9 @@ def _summary_table(summary: dict[str, Any]) -> Table:
 def _run(args: argparse.Namespace) -> int:
     home = EvergraphHome.resolve(args.home)
     os.environ.update(prefect_environment(home))
-    from flows.lifelong import lifelong_pipeline  # after the environment is set
-    from flows.params import PipelineConfig
-    from kg.example import write_example_dataset
+    from evergraph.flows.lifelong import lifelong_pipeline  # after the environment is set
+    from evergraph.flows.params import PipelineConfig
+    from evergraph.kg.engine.example import write_example_dataset
 
     source = args.data
     if source is None:
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     home = EvergraphHome.resolve(args.home)
     os.environ.update(prefect_environment(home))
-    from flows.rollback import rollback_champion
+    from evergraph.flows.rollback import rollback_champion
 
     result = rollback_champion(version=args.version, home=str(home.root))
     kg_cli.console.print(f"champion is now version {result['version']} (snapshot {result['snapshot']})")
@@ -102,7 +102,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from flows.services import LocalServices
+    from evergraph.flows.services import LocalServices
 
     home = EvergraphHome.resolve(args.home)
     services = LocalServices(

@@ -13,19 +13,19 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.params import PipelineConfig, lineage_name
-from flows.runners import make_task_runner
-from kg.interactions import get_interaction
-from kg.strategies import get_strategy
-from tasks.artifacts import artifact_key, publish_snapshot
-from tasks.common import open_registry
-from tasks.evaluate import compare_with_champion
-from tasks.index import build_index
-from tasks.ingest import ingest_source
-from tasks.plan import plan_snapshots
-from tasks.promote import promote_version
-from tasks.register import register_snapshot
-from tasks.train import train_snapshot
+from evergraph.flows.params import PipelineConfig, lineage_name
+from evergraph.flows.runners import make_task_runner
+from evergraph.kg.engine.interactions import get_interaction
+from evergraph.kg.engine.strategies import get_strategy
+from evergraph.tasks.artifacts import artifact_key, publish_snapshot
+from evergraph.tasks.common import open_registry
+from evergraph.tasks.evaluate import compare_with_champion
+from evergraph.tasks.index import build_index
+from evergraph.tasks.ingest import ingest_source
+from evergraph.tasks.plan import plan_snapshots
+from evergraph.tasks.promote import promote_version
+from evergraph.tasks.register import register_snapshot
+from evergraph.tasks.train import train_snapshot
 
 
 @flow(name="evergraph-snapshot", flow_run_name="snapshot-{snapshot}", task_runner=ThreadPoolTaskRunner(max_workers=4))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.runners import TaskRunnerName
-from kg.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
-from kg.home import EvergraphHome
-from kg.index import IndexConfig
-from registry.config import RegistryConfig
+from evergraph.flows.runners import TaskRunnerName
+from evergraph.kg.engine.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.kg.store.index import IndexConfig
+from evergraph.registry.config import RegistryConfig
 
 
 class PipelineConfig(BaseModel):

@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect import flow
 
-from registry.config import RegistryConfig
-from tasks.promote import rollback_version
+from evergraph.registry.config import RegistryConfig
+from evergraph.tasks.promote import rollback_version
 
 
 @flow(name="evergraph-rollback", flow_run_name="rollback-to-{version}")

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from kg.errors import EvergraphError
+from evergraph.kg.errors import EvergraphError
 
 TaskRunnerName = Literal["threads", "dask", "ray"]
 

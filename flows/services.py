@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from kg.errors import EvergraphError
-from kg.home import EvergraphHome
+from evergraph.kg.errors import EvergraphError
+from evergraph.kg.store.home import EvergraphHome
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def start_knowledge_server(*, home: EvergraphHome, port: int, env: dict[str, str
     """``evergraph serve`` for ``home``'s champion on 127.0.0.1:``port``; returns once ``/healthz`` answers."""
     return start_healthy(
         "knowledge-server",
-        [sys.executable, "-m", "kg.cli", "serve", "--home", str(home.root), "--port", str(port)],
+        [sys.executable, "-m", "evergraph.kg.service.cli", "serve", "--home", str(home.root), "--port", str(port)],
         env=env,
         logs=logs,
         url=f"http://127.0.0.1:{port}",

@@ -55,3 +55,95 @@ class CheckpointError(EvergraphError):
 class HistoryChangedError(EvergraphError):
     """A snapshot that was already learned and registered has different content now. History is append-only:
     restore the original snapshot, or add the change as a new snapshot."""
+
+
+class UnknownLabelError(EvergraphError, KeyError):
+    """A label was looked up that the vocabulary does not hold (an explicit answer, never a silent drop)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class VocabularyFileError(EvergraphError, ValueError):
+    """A vocabulary file is malformed. ``problems`` lists every ``file:line`` problem found."""
+
+    shown = 20
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        head = "\n".join(f"  {p}" for p in self.problems[: self.shown])
+        more = len(self.problems) - self.shown
+        tail = f"\n  ... and {more} more problem(s)" if more > 0 else ""
+        summary = (
+            f"{len(self.problems)} problem(s) in vocabulary file; nothing was loaded "
+            "(fix the file or re-create it from the dataset):"
+        )
+        super().__init__(f"{summary}\n{head}{tail}")
+
+
+class ExampleTargetError(EvergraphError, FileExistsError):
+    """The output directory holds something that is not an earlier example dataset; nothing was written."""
+
+    def __str__(self) -> str:  # OSError would format its arguments differently
+        return str(self.args[0])
+
+
+class KnowledgeClientError(EvergraphError):
+    """A query the client could not get answered; ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EntityIndexError(EvergraphError, ValueError):
+    """An entity index cannot be built, searched or loaded as asked; the message says what to do instead."""
+
+
+class FactTableError(EvergraphError, ValueError):
+    """Facts that cannot be held or asked as given; the message says what is wrong."""
+
+
+class BundleError(EvergraphError):
+    """A bundle or champion pointer cannot be written or loaded as asked; the message says what to do next."""
+
+
+class LLMError(EvergraphError):
+    """A chat-completions request failed.
+
+    ``status`` is the HTTP status of the last answer (``None`` when no answer came: timeout, connection error, or
+    a problem found before sending); ``attempts`` is how many requests were sent (0 when none was).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+
+
+class LLMConfigError(LLMError):
+    """The client is not configured well enough to send a request (missing env var, bad value). Nothing was sent."""
+
+
+class TextEncoderError(EvergraphError):
+    """A text encoder cannot be made or used as asked; the message says what to do instead."""
+
+
+class LLMNotConfiguredError(EvergraphError):
+    """``ask`` needs an OpenAI-compatible endpoint and none was configured."""
+
+
+class LinkingError(EvergraphError, ValueError):
+    """A linker cannot be built or asked as requested; the message says what to do instead."""
+
+
+class QuestionTooLongError(LinkingError):
+    """A question is longer than the linker's ``max_question_chars``."""
+
+
+class RegistryError(EvergraphError):
+    """A tracking or registry operation cannot be done as asked (missing snapshot, unknown version, ...)."""
+
+
+class ManifestError(RegistryError):
+    """Downloaded model files do not match their ``manifest.json`` (missing, extra or changed files)."""

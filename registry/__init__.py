@@ -10,22 +10,22 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from registry.config import RegistryConfig, StoreLocation
-from registry.errors import ManifestError, RegistryError
-from registry.gate import GateDecision, decide
-from registry.manifest import verify_manifest
-from registry.plots import forgetting_matrix_png, stream_mrr_png
+from evergraph.kg.errors import ManifestError, RegistryError
+from evergraph.registry.config import RegistryConfig, StoreLocation
+from evergraph.registry.gate import GateDecision, decide
+from evergraph.registry.manifest import verify_manifest
+from evergraph.registry.plots import forgetting_matrix_png, stream_mrr_png
 
 if TYPE_CHECKING:
-    from registry.models import CHALLENGER, CHAMPION, ModelRegistry, VersionInfo
-    from registry.tracking import log_snapshot_run
+    from evergraph.registry.models import CHALLENGER, CHAMPION, ModelRegistry, VersionInfo
+    from evergraph.registry.tracking import log_snapshot_run
 
 _LAZY = {
-    "CHALLENGER": "registry.models",
-    "CHAMPION": "registry.models",
-    "ModelRegistry": "registry.models",
-    "VersionInfo": "registry.models",
-    "log_snapshot_run": "registry.tracking",
+    "CHALLENGER": "evergraph.registry.models",
+    "CHAMPION": "evergraph.registry.models",
+    "ModelRegistry": "evergraph.registry.models",
+    "VersionInfo": "evergraph.registry.models",
+    "log_snapshot_run": "evergraph.registry.tracking",
 }
 
 __all__ = [

@@ -14,9 +14,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
-from kg.home import EvergraphHome
-from registry.config import RegistryConfig, sqlite_artifact_location
-from registry.errors import RegistryError
+from evergraph.kg.errors import RegistryError
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.registry.config import RegistryConfig, sqlite_artifact_location
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kg.home import EvergraphHome
+from evergraph.kg.store.home import EvergraphHome
 
 ARTIFACTS_DIR = "mlartifacts"
 """Artifacts of a SQLite store go to this directory beside the database file."""

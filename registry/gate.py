@@ -4,8 +4,8 @@ Two rules, both over filtered MRR from ``metrics.json`` entries:
 
 - **Forgetting**: over the *earlier* test sets, the new version's mean MRR must be at least the champion's minus
   ``tolerance``. When the caller gives ``new_earlier``/``champion_earlier`` (per test set, both versions ranked
-  on the same candidates, the champion's entities, and the same filter: :mod:`kg.comparison`), those are
-  compared; otherwise the MRRs recorded in the two entries (the snapshots common to both ``per_test_set`` lists,
+  on the same candidates, the champion's entities, and the same filter: :mod:`evergraph.kg.engine.comparison`), those
+  are compared; otherwise the MRRs recorded in the two entries (the snapshots common to both ``per_test_set`` lists,
   without the new version's newest test set), which under the ``all-entities`` protocol penalise the new
   version for ranking among more entities. The mean is the plain mean over test sets (each test set counts
   once, whatever its size), so a large early test set cannot hide forgetting on a small one.

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kg.atomic import sha256_file, write_json
-from registry.errors import ManifestError
+from evergraph.kg.errors import ManifestError
+from evergraph.kg.store.atomic import sha256_file, write_json
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1

@@ -22,8 +22,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from pydantic import BaseModel, ConfigDict, Field
 
-from kg.home import EvergraphHome
-from registry._store import (
+from evergraph.kg.errors import RegistryError
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.registry._store import (
     TAG_CONTENT_HASH,
     TAG_GATE,
     TAG_LINEAGE,
@@ -33,11 +34,10 @@ from registry._store import (
     check_lineage,
     error_code,
 )
-from registry.config import RegistryConfig
-from registry.errors import RegistryError
-from registry.gate import GateDecision
-from registry.manifest import verify_manifest
-from registry.tracking import MODEL_DIR, PLOTS, PLOTS_DIR
+from evergraph.registry.config import RegistryConfig
+from evergraph.registry.gate import GateDecision
+from evergraph.registry.manifest import verify_manifest
+from evergraph.registry.tracking import MODEL_DIR, PLOTS, PLOTS_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ class ModelRegistry:
 
         The files are fetched and checked in a temporary directory beside ``dst`` and moved into place only
         when they all match, so ``dst`` never holds a partial or tampered model; a mismatch raises
-        :class:`~registry.errors.ManifestError`.
+        :class:`~evergraph.kg.errors.ManifestError`.
         """
         info = self.get_version(version=version)
         dst = Path(dst)

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from registry.errors import RegistryError
+from evergraph.kg.errors import RegistryError
 
 
 def _entries(metrics: Mapping[str, Any], upto: int | None) -> list[Mapping[str, Any]]:

@@ -36,14 +36,14 @@ from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run, RunStatus
 
-from kg.atomic import write_json, write_text
-from kg.home import EvergraphHome
-from kg.lifelong import find_entry
-from registry._store import TAG_CONTENT_HASH, TAG_LINEAGE, TAG_SNAPSHOT, Store, check_lineage
-from registry.config import RegistryConfig
-from registry.errors import RegistryError
-from registry.manifest import write_manifest
-from registry.plots import forgetting_matrix_png, stream_mrr_png
+from evergraph.kg.engine.run_files import find_entry
+from evergraph.kg.errors import RegistryError
+from evergraph.kg.store.atomic import write_json, write_text
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.registry._store import TAG_CONTENT_HASH, TAG_LINEAGE, TAG_SNAPSHOT, Store, check_lineage
+from evergraph.registry.config import RegistryConfig
+from evergraph.registry.manifest import write_manifest
+from evergraph.registry.plots import forgetting_matrix_png, stream_mrr_png
 
 logger = logging.getLogger(__name__)
 

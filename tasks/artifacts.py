@@ -15,7 +15,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from kg.lifelong import RunPaths, read_entry
+from evergraph.kg.engine.run_files import RunPaths, read_entry
 
 METRIC_COLUMNS = ("mrr", "hits@1", "hits@3", "hits@10")
 

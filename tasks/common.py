@@ -9,9 +9,9 @@ from prefect import Task
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from kg.errors import EvergraphError
-from kg.home import EvergraphHome
-from registry import ModelRegistry, RegistryConfig
+from evergraph.kg.errors import EvergraphError
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.registry import ModelRegistry, RegistryConfig
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ IO_RETRY_DELAYS = [2.0, 10.0]
 
 
 def retry_unless_final(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry transient failures only: an :class:`~kg.errors.EvergraphError` (bad data, changed history, a
+    """Retry transient failures only: an :class:`~evergraph.kg.errors.EvergraphError` (bad data, changed history, a
     config that does not fit a run) is final, and retrying it would only repeat the same message."""
     try:
         state.result()

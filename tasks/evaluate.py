@@ -7,12 +7,13 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from kg.bundle import BundleError, load_champion
-from kg.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
-from kg.home import EvergraphHome
-from kg.ingest import load_shared
-from kg.lifelong import RunPaths, load_model_checkpoint
-from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
+from evergraph.kg.engine.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
+from evergraph.kg.engine.ingest import load_shared
+from evergraph.kg.engine.run_files import RunPaths, load_model_checkpoint
+from evergraph.kg.errors import BundleError
+from evergraph.kg.store.bundle import load_champion
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
 
 
 @task(

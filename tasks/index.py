@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from kg.bundle import build_snapshot_index
-from kg.index import IndexConfig
-from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
+from evergraph.kg.store.bundle_writer import build_snapshot_index
+from evergraph.kg.store.index import IndexConfig
+from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
 
 
 @task(

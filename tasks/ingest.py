@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from kg.ingest import GrowingKG
-from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
+from evergraph.kg.engine.ingest import GrowingKG
+from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
 
 
 @task(
@@ -18,7 +18,7 @@ from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
     retry_condition_fn=retry_unless_final,
 )
 def ingest_source(*, source: str) -> list[dict[str, Any]]:
-    """Validate all snapshots under ``source`` (a :class:`~kg.errors.SnapshotError` naming file and line is
+    """Validate all snapshots under ``source`` (a :class:`~evergraph.kg.errors.SnapshotError` naming file and line is
     final) and describe each: ``snapshot``, ``content_hash``, fact and vocabulary counts, ingest report."""
     kg = GrowingKG.load(source)
     found = [

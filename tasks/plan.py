@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from kg.errors import HistoryChangedError
-from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
+from evergraph.kg.errors import HistoryChangedError
+from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
 
 
 @task(
@@ -23,7 +23,7 @@ def plan_snapshots(
     """For each snapshot: ``todo`` = ``learn`` (no version yet), ``gate`` (registered but the promotion
     decision was never recorded: a run stopped in between) or ``done``; with the existing ``version``.
 
-    Raises :class:`~kg.errors.HistoryChangedError` (final) when a registered snapshot's content changed,
+    Raises :class:`~evergraph.kg.errors.HistoryChangedError` (final) when a registered snapshot's content changed,
     before any work is done.
     """
     logger = get_run_logger()

@@ -7,12 +7,12 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from kg.bundle import switch_pointer, write_bundle
-from kg.home import EvergraphHome
-from kg.lifelong import RunPaths, read_entry
-from registry import decide
-from tasks.artifacts import artifact_key
-from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
+from evergraph.kg.engine.run_files import RunPaths, read_entry
+from evergraph.kg.store.bundle_writer import switch_pointer, write_bundle
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.registry import decide
+from evergraph.tasks.artifacts import artifact_key
+from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
 
 
 def _serve(*, home: EvergraphHome, run_dir: str, snapshot: int, version: str, lineage: str) -> str:

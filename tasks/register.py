@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from registry import log_snapshot_run
-from tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
+from evergraph.registry import log_snapshot_run
+from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
 
 
 @task(

@@ -8,10 +8,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from kg.config import RunConfig
-from kg.lifelong import LifelongRun, find_entry
-from tasks.artifacts import artifact_key
-from tasks.common import retry_unless_final
+from evergraph.kg.engine.config import RunConfig
+from evergraph.kg.engine.lifelong import LifelongRun
+from evergraph.kg.engine.run_files import find_entry
+from evergraph.tasks.artifacts import artifact_key
+from evergraph.tasks.common import retry_unless_final
 
 PROGRESS_EVERY_SECONDS = 2.0
 """The Prefect progress artifact is updated at most this often (each update is an API call)."""

@@ -13,18 +13,19 @@ _ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_HOME", str(_ROOT / ".pytest-prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "kg,registry")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "evergraph")
 os.environ.pop("PREFECT_API_URL", None)  # never talk to a server outside the tests
 os.environ.pop("EVERGRAPH_HOME", None)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kg.bundle import Bundle, switch_pointer, write_bundle  # noqa: E402
-from kg.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from kg.example import write_example_dataset  # noqa: E402
-from kg.home import EvergraphHome  # noqa: E402
-from kg.lifelong import LifelongRun  # noqa: E402
+from evergraph.kg.engine.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from evergraph.kg.engine.example import write_example_dataset  # noqa: E402
+from evergraph.kg.engine.lifelong import LifelongRun  # noqa: E402
+from evergraph.kg.store.bundle import Bundle  # noqa: E402
+from evergraph.kg.store.bundle_writer import switch_pointer, write_bundle  # noqa: E402
+from evergraph.kg.store.home import EvergraphHome  # noqa: E402
 
 pytest_plugins = ["tests.fake_openai"]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import build_parser, prefect_environment
-from kg.home import EvergraphHome
+from evergraph.flows.cli import build_parser, prefect_environment
+from evergraph.kg.store.home import EvergraphHome
 
 
 def test_pipeline_and_engine_commands_share_one_parser() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.services import WORK_POOL, free_port, prefect_cli, start_prefect_server, start_worker, stop_process
-from kg.home import EvergraphHome
-from registry import ModelRegistry, RegistryConfig
+from evergraph.flows.services import WORK_POOL, free_port, prefect_cli, start_prefect_server, start_worker, stop_process
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.registry import ModelRegistry, RegistryConfig
 from tests.flows.test_lifelong import small_source
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.lifelong import lifelong_pipeline
-from flows.params import PipelineConfig, lineage_name
-from kg.bundle import Bundle, load_champion, read_pointer
-from kg.config import TrainConfig
-from kg.errors import HistoryChangedError
-from kg.home import EvergraphHome
-from registry import ModelRegistry, RegistryConfig
+from evergraph.flows.lifelong import lifelong_pipeline
+from evergraph.flows.params import PipelineConfig, lineage_name
+from evergraph.kg.engine.config import TrainConfig
+from evergraph.kg.errors import HistoryChangedError
+from evergraph.kg.store.bundle import Bundle, load_champion, read_pointer
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.registry import ModelRegistry, RegistryConfig
 
 
 def small_source(example_data: Path, dest: Path, snapshots: int) -> Path:
@@ -69,7 +69,7 @@ def test_the_prefect_ui_gets_metrics_card_links_plots_and_progress(pipeline: dic
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from tasks.artifacts import artifact_key
+    from evergraph.tasks.artifacts import artifact_key
 
     lineage = pipeline["summary"]["lineage"]
     with get_client(sync_client=True) as client:
@@ -151,7 +151,7 @@ def test_lineage_depends_on_source_and_options(tmp_path: Path) -> None:
 
 
 def test_rollback_serves_an_earlier_version(pipeline: dict) -> None:  # last: it moves the champion
-    from flows.rollback import rollback_champion
+    from evergraph.flows.rollback import rollback_champion
 
     registry = open_registry(pipeline["home"])
     lineage = pipeline["summary"]["lineage"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kg.home import EvergraphHome
-from registry import ModelRegistry, RegistryConfig
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.registry import ModelRegistry, RegistryConfig
 from tests.flows.test_lifelong import small_source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_command(source: Path, home: Path) -> list[str]:
     return [
-        sys.executable, "-m", "flows.cli", "run", "--data", str(source), "--home", str(home),
+        sys.executable, "-m", "evergraph.flows.cli", "run", "--data", str(source), "--home", str(home),
         "--max-epochs", "10", "--dim", "32", "--device", "cpu", "--quiet",
     ]  # fmt: skip
 

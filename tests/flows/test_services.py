@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from flows.cli import build_parser
-from flows.services import free_port, start_knowledge_server, stop_process
-from kg.home import EvergraphHome
+from evergraph.flows.cli import build_parser
+from evergraph.flows.services import free_port, start_knowledge_server, stop_process
+from evergraph.kg.store.home import EvergraphHome
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,13 +1,13 @@
 import torch
 
-from kg.autoencoder import (
+from evergraph.kg.engine.autoencoder import (
     NeighbourhoodGraph,
     reconstruct_entities,
     reconstruct_relations,
     sample_entity_reconstruction,
     transfer_embeddings,
 )
-from kg.model import KGEModel, doubled_triples
+from evergraph.kg.engine.model import KGEModel, doubled_triples
 
 
 def _model(n=6, r=2, dim=4):

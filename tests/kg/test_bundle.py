@@ -5,11 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import kg.bundle
-from kg.bundle import Bundle, BundleError, index_path, load_champion, read_pointer, switch_pointer, write_bundle
-from kg.home import EvergraphHome
-from kg.lifelong import LifelongRun, load_model_checkpoint
-from kg.vocab import Vocabulary
+import evergraph.kg.store.bundle_writer
+from evergraph.kg.engine.lifelong import LifelongRun
+from evergraph.kg.engine.run_files import load_model_checkpoint
+from evergraph.kg.engine.vocab import Vocabulary
+from evergraph.kg.errors import BundleError
+from evergraph.kg.store.bundle import Bundle, load_champion, read_pointer
+from evergraph.kg.store.bundle_writer import index_path, switch_pointer, write_bundle
+from evergraph.kg.store.home import EvergraphHome
 from tests.conftest import fast_config
 
 
@@ -87,7 +90,7 @@ def test_an_interrupted_write_leaves_no_bundle(run_dir: Path, tmp_path: Path, mo
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patched:
-        patched.setattr(kg.bundle, "write_json", crash)
+        patched.setattr(evergraph.kg.store.bundle_writer, "write_json", crash)
         with pytest.raises(KeyboardInterrupt):
             write_bundle(run_dir=run_dir, snapshot=1, dest=dest, version="2")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".v2.stray.tmp"]

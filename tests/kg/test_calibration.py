@@ -4,10 +4,10 @@ from pathlib import Path
 
 import torch
 
-from kg.bundle import Bundle
-from kg.calibration import Calibration, filtered_top_k, fit_calibration, roles
-from kg.facts import FactTable
-from kg.ingest import GrowingKG
+from evergraph.kg.engine.ingest import GrowingKG
+from evergraph.kg.store.bundle import Bundle
+from evergraph.kg.store.calibration import Calibration, filtered_top_k, fit_calibration, roles
+from evergraph.kg.store.facts import FactTable
 
 
 def test_uninformed_gives_zero_and_round_trips() -> None:

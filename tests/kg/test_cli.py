@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from kg.cli import main
-from kg.home import EvergraphHome
-from kg.knowledge import Knowledge
+from evergraph.kg.knowledge.knowledge import Knowledge
+from evergraph.kg.service.cli import main
+from evergraph.kg.store.home import EvergraphHome
 from tests.conftest import born_person
 from tests.fake_openai import FakeOpenAI
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kg import BundleError
-from kg.bundle import Bundle, switch_pointer
-from kg.client import KnowledgeClient, KnowledgeClientError
-from kg.home import EvergraphHome
-from kg.knowledge import LLMNotConfiguredError
+from evergraph.kg.errors import BundleError, KnowledgeClientError, LLMNotConfiguredError
+from evergraph.kg.service.client import KnowledgeClient
+from evergraph.kg.store.bundle import Bundle
+from evergraph.kg.store.bundle_writer import switch_pointer
+from evergraph.kg.store.home import EvergraphHome
 from tests.conftest import born_person, wait_for
 
 LLM_ENV = ("EVERGRAPH_LLM_BASE_URL", "EVERGRAPH_LLM_MODEL", "EVERGRAPH_LLM_API_KEY_ENV", "EVERGRAPH_LLM_TIMEOUT")

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from kg.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
-from kg.ingest import GrowingKG
-from kg.lifelong import LifelongRun, RunPaths, load_model_checkpoint, read_entry
-from kg.model import KGEModel
+from evergraph.kg.engine.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
+from evergraph.kg.engine.ingest import GrowingKG
+from evergraph.kg.engine.lifelong import LifelongRun
+from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.engine.run_files import RunPaths, load_model_checkpoint, read_entry
 from tests.conftest import fast_config
 
 

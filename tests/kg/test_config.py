@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from kg.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
+from evergraph.kg.engine.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
 
 
 def test_every_field_is_documented():

@@ -1,4 +1,5 @@
-"""Tests of kg.evaluation: filtered ranks against a brute-force reference, metrics, protocols, streams."""
+"""Tests of evergraph.kg.engine.evaluation: filtered ranks against a brute-force reference, metrics, protocols,
+streams."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from collections import defaultdict
 import pytest
 import torch
 
-from kg.errors import UnknownComponentError
-from kg.evaluation import (
+from evergraph.kg.engine.evaluation import (
     PROTOCOLS,
     RankingMetrics,
     Ranks,
@@ -20,7 +20,8 @@ from kg.evaluation import (
     evaluate_stream,
     filtered_ranks,
 )
-from kg.snapshot import Snapshot
+from evergraph.kg.engine.snapshot import Snapshot
+from evergraph.kg.errors import UnknownComponentError
 
 # ---------------------------------------------------------------------------------------------------------
 # Helpers

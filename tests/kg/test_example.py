@@ -1,4 +1,4 @@
-"""Tests of the built-in example dataset generator (``kg.example``)."""
+"""Tests of the built-in example dataset generator (``evergraph.kg.engine.example``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kg.errors import EvergraphError
-from kg.example import EXAMPLE_RELATIONS, ExampleTargetError, write_example_dataset
+from evergraph.kg.engine.example import EXAMPLE_RELATIONS, write_example_dataset
+from evergraph.kg.errors import EvergraphError, ExampleTargetError
 
 SPLITS = ("train", "valid", "test")
 Triple = tuple[str, str, str]

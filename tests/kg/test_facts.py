@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from kg.facts import FactTable, FactTableError
+from evergraph.kg.errors import FactTableError
+from evergraph.kg.store.facts import FactTable
 
 FACTS = torch.tensor([[0, 0, 1, 0], [0, 0, 2, 1], [2, 1, 0, 1], [3, 0, 1, 2]])
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from kg.bundle import Bundle
-from kg.guide import Guide, GuideConfig, edit_similarity, estimate_tokens, relation_phrase
-from kg.linking import QuestionTooLongError
+from evergraph.kg.errors import QuestionTooLongError
+from evergraph.kg.knowledge.guide import Guide, GuideConfig, edit_similarity, estimate_tokens, relation_phrase
+from evergraph.kg.store.bundle import Bundle
 from tests.conftest import born_person
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from kg.errors import UnknownComponentError
-from kg.index import METRICS, EntityIndex, EntityIndexError, IndexConfig, metric_for
-from kg.interactions import INTERACTIONS
-from kg.model import KGEModel
+from evergraph.kg.engine.interactions import INTERACTIONS
+from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.errors import EntityIndexError, UnknownComponentError
+from evergraph.kg.store.index import METRICS, EntityIndex, IndexConfig, metric_for
 
 NUM_ENTITIES, NUM_RELATIONS, DIM = 300, 5, 16
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kg.bundle import Bundle
-from kg.calibration import filtered_top_k
-from kg.inference import infer
+from evergraph.kg.knowledge.inference import infer
+from evergraph.kg.store.bundle import Bundle
+from evergraph.kg.store.calibration import filtered_top_k
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Tests of kg.ingest: strict snapshot validation, counted policies and the growing KG with stable ids."""
+"""Tests of evergraph.kg.engine.ingest: strict snapshot validation, counted policies and the growing KG with stable
+ids."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from kg.errors import Problem, SnapshotError
-from kg.ingest import (
+from evergraph.kg.engine.ingest import (
     GrowingKG,
     list_snapshot_dirs,
     read_names,
     read_snapshot_dir,
     read_split,
 )
-from kg.vocab import Vocabulary
+from evergraph.kg.engine.vocab import Vocabulary
+from evergraph.kg.errors import Problem, SnapshotError
 
 ENTITY_DIR = Path(__file__).parents[2] / ".." / "shared" / "data" / "lkge" / "ENTITY"
 
@@ -461,7 +462,7 @@ def test_resumed_vocabulary_is_never_renumbered(tmp_path: Path, caplog: pytest.L
     snap = write_snapshot(tmp_path, 0, train=[("a", "r", "b"), ("b", "r", "c")], test=[("z", "r", "a")])
     entities = Vocabulary(["z", "b", "a"], kind="entity")  # not in first-appearance order; z never trained
     kg = GrowingKG(entities, Vocabulary(kind="relation"))
-    with caplog.at_level(logging.WARNING, logger="kg.ingest"):
+    with caplog.at_level(logging.WARNING, logger="evergraph.kg.engine.ingest"):
         snapshot = kg.ingest(snap)
     assert kg.entities is entities
     assert entities.labels == ["z", "b", "a", "c"]  # kept, new label appended
@@ -522,7 +523,7 @@ def test_failed_load_leaves_passed_vocabularies_alone(tmp_path: Path) -> None:
 def test_entity_benchmark(caplog: pytest.LogCaptureFixture) -> None:
     if not ENTITY_DIR.is_dir():
         pytest.skip(f"benchmark data not available at {ENTITY_DIR.resolve()}")
-    with caplog.at_level(logging.INFO, logger="kg.ingest"):
+    with caplog.at_level(logging.INFO, logger="evergraph.kg.engine.ingest"):
         kg = GrowingKG.load(ENTITY_DIR)
     # the data README: entities / relations so far after each snapshot
     assert [s.num_entities for s in kg.snapshots] == [2909, 5817, 8725, 11633, 14541]
@@ -537,7 +538,7 @@ def test_entity_benchmark(caplog: pytest.LogCaptureFixture) -> None:
 def test_load_shared_reuses_one_load_until_a_file_changes(example_data, tmp_path) -> None:
     import shutil
 
-    from kg.ingest import load_shared
+    from evergraph.kg.engine.ingest import load_shared
 
     data = tmp_path / "data"
     shutil.copytree(example_data, data)

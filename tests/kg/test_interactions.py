@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from kg.errors import UnknownComponentError
-from kg.interactions import INTERACTIONS, get_interaction
+from evergraph.kg.engine.interactions import INTERACTIONS, get_interaction
+from evergraph.kg.errors import UnknownComponentError
 
 
 def test_registry_names_and_unknown():

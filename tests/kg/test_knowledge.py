@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from kg.bundle import Bundle
-from kg.knowledge import Knowledge, LLMNotConfiguredError, parse_citations
-from kg.llm import ChatClient, ChatConfig
+from evergraph.kg.errors import LLMNotConfiguredError
+from evergraph.kg.knowledge.knowledge import Knowledge, parse_citations
+from evergraph.kg.knowledge.llm import ChatClient, ChatConfig
+from evergraph.kg.store.bundle import Bundle
 from tests.conftest import born_person
 from tests.fake_openai import FakeOpenAI
 

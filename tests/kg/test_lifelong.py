@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kg.errors import CheckpointError, SnapshotError, UnknownComponentError
-from kg.lifelong import LifelongRun, RunPaths, find_entry, load_model_checkpoint, read_entry
-from kg.vocab import Vocabulary
+from evergraph.kg.engine.lifelong import LifelongRun
+from evergraph.kg.engine.run_files import RunPaths, find_entry, load_model_checkpoint, read_entry
+from evergraph.kg.engine.vocab import Vocabulary
+from evergraph.kg.errors import CheckpointError, SnapshotError, UnknownComponentError
 from tests.conftest import fast_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,7 @@ def _train_command(data: Path, out: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "kg.cli",
+        "evergraph.kg.service.cli",
         "train",
         "--data",
         str(data),

@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kg.errors import EvergraphError
-from kg.linking import MAX_QUESTION_CHARS, LinkCandidate, Linker, LinkingError, QuestionTooLongError, relation_text
-from kg.text import HashingEncoder
+from evergraph.kg.errors import EvergraphError, LinkingError, QuestionTooLongError
+from evergraph.kg.knowledge.linking import MAX_QUESTION_CHARS, LinkCandidate, Linker, relation_text
+from evergraph.kg.knowledge.text import HashingEncoder
 
 ENTITIES = [
     (0, "/m/02_286", "New York City"),
@@ -136,9 +136,10 @@ def test_faiss_ranking_equals_brute_force_cosine() -> None:
 
 
 def test_from_bundle_links_readable_names(example_data: Path, tmp_path: Path) -> None:
-    from kg.bundle import Bundle, write_bundle
-    from kg.config import ModelConfig
-    from kg.lifelong import LifelongRun
+    from evergraph.kg.engine.config import ModelConfig
+    from evergraph.kg.engine.lifelong import LifelongRun
+    from evergraph.kg.store.bundle import Bundle
+    from evergraph.kg.store.bundle_writer import write_bundle
     from tests.conftest import fast_config
 
     config = fast_config("lkge", max_epochs=1, eval_every=1).model_copy(update={"model": ModelConfig(dim=8)})

@@ -1,4 +1,4 @@
-"""kg.llm against a real HTTP fake of an OpenAI-compatible endpoint (tests/fake_openai.py)."""
+"""evergraph.kg.knowledge.llm against a real HTTP fake of an OpenAI-compatible endpoint (tests/fake_openai.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from kg.errors import EvergraphError
-from kg.llm import ChatClient, ChatConfig, ChatReply, LLMConfigError, LLMError
+from evergraph.kg.errors import EvergraphError, LLMConfigError, LLMError
+from evergraph.kg.knowledge.llm import ChatClient, ChatConfig, ChatReply
 from tests.fake_openai import FakeOpenAI
 
 MESSAGES = [{"role": "system", "content": "Cite sources."}, {"role": "user", "content": "Who founded Rome?"}]
@@ -172,7 +172,7 @@ def test_missing_key_env_var_raises_before_any_request(
 
 def test_key_is_not_logged(fake_openai: FakeOpenAI, api_key: str, caplog: pytest.LogCaptureFixture) -> None:
     fake_openai.script = [(503, ERROR_503)]
-    with caplog.at_level("DEBUG", logger="kg.llm"), client(fake_openai) as chat:
+    with caplog.at_level("DEBUG", logger="evergraph.kg.knowledge.llm"), client(fake_openai) as chat:
         chat.complete(MESSAGES)
     assert "retrying" in caplog.text
     assert api_key not in caplog.text

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kg.model import KGEModel, doubled_triples, model_relation_ids
+from evergraph.kg.engine.model import KGEModel, doubled_triples, model_relation_ids
 
 
 def test_inverse_relations_are_interleaved():

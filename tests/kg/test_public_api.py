@@ -1,4 +1,4 @@
-import kg
+from evergraph import kg
 
 
 def test_exported_names_are_pinned():

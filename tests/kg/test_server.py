@@ -15,13 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from kg.bundle import Bundle, switch_pointer
-from kg.client import KnowledgeClient, KnowledgeClientError
-from kg.home import EvergraphHome
-from kg.knowledge import Knowledge
-from kg.llm import ChatConfig
-from kg.server import create_app
-from kg.serving import ChampionWatcher
+from evergraph.kg.errors import KnowledgeClientError
+from evergraph.kg.knowledge.knowledge import Knowledge
+from evergraph.kg.knowledge.llm import ChatConfig
+from evergraph.kg.service.client import KnowledgeClient
+from evergraph.kg.service.server import create_app
+from evergraph.kg.service.serving import ChampionWatcher
+from evergraph.kg.store.bundle import Bundle
+from evergraph.kg.store.bundle_writer import switch_pointer
+from evergraph.kg.store.home import EvergraphHome
 from tests.conftest import born_person, wait_for
 from tests.fake_openai import FakeOpenAI
 from tests.servers import running

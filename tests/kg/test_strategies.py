@@ -3,14 +3,14 @@ import math
 import pytest
 import torch
 
-from kg.config import RunConfig
-from kg.errors import UnknownComponentError
-from kg.evaluation import RankingMetrics, evaluate_split, filtered_ranks
-from kg.ingest import GrowingKG
-from kg.lifelong import LifelongRun
-from kg.model import KGEModel
-from kg.strategies import STRATEGIES, SnapshotContext, get_strategy
-from kg.training import train_snapshot
+from evergraph.kg.engine.config import RunConfig
+from evergraph.kg.engine.evaluation import RankingMetrics, evaluate_split, filtered_ranks
+from evergraph.kg.engine.ingest import GrowingKG
+from evergraph.kg.engine.lifelong import LifelongRun
+from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.engine.strategies import STRATEGIES, SnapshotContext, get_strategy
+from evergraph.kg.engine.training import train_snapshot
+from evergraph.kg.errors import UnknownComponentError
 from tests.conftest import fast_config
 
 

@@ -6,12 +6,11 @@ import types
 import numpy as np
 import pytest
 
-from kg.errors import EvergraphError, UnknownComponentError
-from kg.text import (
+from evergraph.kg.errors import EvergraphError, TextEncoderError, UnknownComponentError
+from evergraph.kg.knowledge.text import (
     TEXT_ENCODERS,
     HashingEncoder,
     SentenceTransformerEncoder,
-    TextEncoderError,
     get_text_encoder,
     normalize_text,
     word_spans,
@@ -47,7 +46,10 @@ def test_hashing_is_deterministic_normalised_float32() -> None:
 
 
 def test_hashing_is_the_same_in_another_process() -> None:
-    code = "from kg.text import HashingEncoder; print(HashingEncoder().encode(['Jeremy Irons'])[0].tobytes().hex())"
+    code = (
+        "from evergraph.kg.knowledge.text import HashingEncoder; "
+        "print(HashingEncoder().encode(['Jeremy Irons'])[0].tobytes().hex())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert bytes.fromhex(out.stdout.strip()) == HashingEncoder().encode(["Jeremy Irons"])[0].tobytes()
 

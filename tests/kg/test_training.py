@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kg.lifelong import LifelongRun
+from evergraph.kg.engine.lifelong import LifelongRun
 from tests.conftest import fast_config
 
 

@@ -1,4 +1,4 @@
-"""Tests of kg.vocab: the append-only label <-> id map and its file format."""
+"""Tests of evergraph.kg.engine.vocab: the append-only label <-> id map and its file format."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kg.errors import EvergraphError
-from kg.vocab import UnknownLabelError, Vocabulary, VocabularyFileError
+from evergraph.kg.engine.vocab import Vocabulary
+from evergraph.kg.errors import EvergraphError, UnknownLabelError, VocabularyFileError
 
 
 def test_ids_are_given_in_order_of_first_addition() -> None:

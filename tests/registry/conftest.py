@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import torch
 
-from kg.index import EntityIndex
-from kg.lifelong import LifelongRun, load_model_checkpoint
-from registry import RegistryConfig, log_snapshot_run
+from evergraph.kg.engine.lifelong import LifelongRun
+from evergraph.kg.engine.run_files import load_model_checkpoint
+from evergraph.kg.store.index import EntityIndex
+from evergraph.registry import RegistryConfig, log_snapshot_run
 from tests.conftest import fast_config
 
 LINEAGE = "demo"

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-import registry
-from kg.home import EvergraphHome
-from registry import RegistryConfig
+from evergraph import registry
+from evergraph.kg.store.home import EvergraphHome
+from evergraph.registry import RegistryConfig
 
 
 def test_exported_names_are_pinned():

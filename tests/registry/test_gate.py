@@ -1,6 +1,6 @@
 import pytest
 
-from registry import decide
+from evergraph.registry import decide
 
 
 def entry(snapshot: int, *mrrs: float) -> dict:

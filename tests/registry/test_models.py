@@ -6,7 +6,8 @@ from urllib.parse import urlparse
 import pytest
 from mlflow import MlflowClient
 
-from registry import ManifestError, ModelRegistry, RegistryConfig, RegistryError, decide, log_snapshot_run
+from evergraph.kg.errors import ManifestError, RegistryError
+from evergraph.registry import ModelRegistry, RegistryConfig, decide, log_snapshot_run
 from tests.registry.conftest import LINEAGE
 
 

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import RegistryError, forgetting_matrix_png, stream_mrr_png
+from evergraph.kg.errors import RegistryError
+from evergraph.registry import forgetting_matrix_png, stream_mrr_png
 
 METRICS = {
     "strategy": "lkge",

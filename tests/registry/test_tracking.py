@@ -6,7 +6,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from registry import RegistryConfig, RegistryError, log_snapshot_run, verify_manifest
+from evergraph.kg.errors import RegistryError
+from evergraph.registry import RegistryConfig, log_snapshot_run, verify_manifest
 from tests.registry.conftest import LINEAGE
 
 

@@ -8,9 +8,9 @@ import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 
-from kg.errors import SnapshotError
-from kg.ingest import GrowingKG
-from tasks.ingest import ingest_source
+from evergraph.kg.engine.ingest import GrowingKG
+from evergraph.kg.errors import SnapshotError
+from evergraph.tasks.ingest import ingest_source
 
 
 def run_count(task_run_id) -> int:

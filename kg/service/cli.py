@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from kg.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
-from kg.errors import EvergraphError
+from evergraph.kg.engine.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
+from evergraph.kg.errors import EvergraphError
 
 console = Console(width=None if sys.stdout.isatty() else 150)
-logger = logging.getLogger("kg")
+logger = logging.getLogger("evergraph")
 
 
 def metrics_table(metrics: dict[str, Any]) -> Table:
@@ -53,7 +53,7 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from kg.lifelong import LifelongRun
+    from evergraph.kg.engine.lifelong import LifelongRun
 
     train = TrainConfig(
         **{
@@ -95,9 +95,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from kg.evaluation import evaluate_stream
-    from kg.ingest import GrowingKG
-    from kg.lifelong import RunPaths, load_model_checkpoint
+    from evergraph.kg.engine.evaluation import evaluate_stream
+    from evergraph.kg.engine.ingest import GrowingKG
+    from evergraph.kg.engine.run_files import RunPaths, load_model_checkpoint
 
     paths = RunPaths(Path(args.run))
     if not paths.config.exists():
@@ -121,7 +121,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "snapshots": [{"snapshot": index, **result.to_dict()}],
     }
     target = paths.out / f"evaluation-{protocol}-snapshot-{index}.json"
-    from kg.atomic import write_json
+    from evergraph.kg.store.atomic import write_json
 
     write_json(target, out)
     console.print(metrics_table(out))
@@ -130,7 +130,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _example(args: argparse.Namespace) -> int:
-    from kg.example import write_example_dataset
+    from evergraph.kg.engine.example import write_example_dataset
 
     path = write_example_dataset(args.out, seed=args.seed, scale=args.scale)
     console.print(f"example growing KG written to {path}")
@@ -247,8 +247,9 @@ def _token(name: str | None) -> str | None:
 
 
 def _knowledge_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`kg.knowledge.Knowledge` options given on the command line (--hops, the encoders)."""
-    from kg.guide import GuideConfig
+    """The :class:`evergraph.kg.knowledge.knowledge.Knowledge` options given on the command line (--hops, the
+    encoders)."""
+    from evergraph.kg.knowledge.guide import GuideConfig
 
     options: dict[str, Any] = {}
     if args.hops is not None:
@@ -261,7 +262,7 @@ def _knowledge_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _knowledge_client(args: argparse.Namespace, *, chat: Any = None) -> Any:
-    from kg.client import KnowledgeClient
+    from evergraph.kg.service.client import KnowledgeClient
 
     options = _knowledge_options(args)
     if args.url:
@@ -297,7 +298,7 @@ def _guide(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     chat = None
     if not args.url:
-        from kg.llm import ChatConfig
+        from evergraph.kg.knowledge.llm import ChatConfig
 
         overrides = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_key_env}
         overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -317,12 +318,12 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from kg.server import serve
-    from kg.serving import ChampionWatcher
+    from evergraph.kg.service.server import serve
+    from evergraph.kg.service.serving import ChampionWatcher
 
     options = _knowledge_options(args)
     if os.environ.get("EVERGRAPH_LLM_BASE_URL"):
-        from kg.llm import ChatConfig
+        from evergraph.kg.knowledge.llm import ChatConfig
 
         options["chat"] = ChatConfig.from_env()
     token = _token(args.token_env)

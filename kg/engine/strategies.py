@@ -8,22 +8,22 @@ from typing import Any, Protocol
 
 import torch
 
-from kg.autoencoder import (
+from evergraph.kg.engine.autoencoder import (
     NeighbourhoodGraph,
     reconstruct_relations,
     sample_entity_reconstruction,
     transfer_embeddings,
 )
-from kg.config import RunConfig
-from kg.model import KGEModel
-from kg.resolver import Registry
-from kg.snapshot import Snapshot
+from evergraph.kg.engine.config import RunConfig
+from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.engine.resolver import Registry
+from evergraph.kg.engine.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
 
 class SnapshotSource(Protocol):
-    """What a strategy needs of the growing graph (``kg.ingest.GrowingKG`` is one)."""
+    """What a strategy needs of the growing graph (``evergraph.kg.engine.ingest.GrowingKG`` is one)."""
 
     snapshots: list[Snapshot]
 

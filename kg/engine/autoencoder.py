@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch_geometric.nn import MessagePassing
 
-from kg.interactions import Interaction
-from kg.model import KGEModel, doubled_triples
+from evergraph.kg.engine.interactions import Interaction
+from evergraph.kg.engine.model import KGEModel, doubled_triples
 
 
 @dataclass

@@ -12,39 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from kg.atomic import write_text
-from kg.errors import EvergraphError, Problem
+from evergraph.kg.errors import Problem, UnknownLabelError, VocabularyFileError
+from evergraph.kg.store.atomic import write_text
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["UnknownLabelError", "Vocabulary", "VocabularyFileError"]
-
-
-class UnknownLabelError(EvergraphError, KeyError):
-    """A label was looked up that the vocabulary does not hold (an explicit answer, never a silent drop)."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
-
-
-class VocabularyFileError(EvergraphError, ValueError):
-    """A vocabulary file is malformed. ``problems`` lists every ``file:line`` problem found."""
-
-    shown = 20
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        head = "\n".join(f"  {p}" for p in self.problems[: self.shown])
-        more = len(self.problems) - self.shown
-        tail = f"\n  ... and {more} more problem(s)" if more > 0 else ""
-        summary = (
-            f"{len(self.problems)} problem(s) in vocabulary file; nothing was loaded "
-            "(fix the file or re-create it from the dataset):"
-        )
-        super().__init__(f"{summary}\n{head}{tail}")
 
 
 def _check_label(label: str) -> None:
@@ -145,7 +121,7 @@ class Vocabulary:
 
         The labels go to a temporary file in the same directory, which is flushed, fsynced and then moved
         over ``path`` with ``os.replace``: a reader sees the old file or the new one, never a partial one,
-        and a failed save leaves no temporary file behind (:mod:`kg.atomic`).
+        and a failed save leaves no temporary file behind (:mod:`evergraph.kg.store.atomic`).
         """
         path = Path(path)
         write_text(path, "".join(f"{i}\t{label}\n" for i, label in enumerate(self._labels)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from kg.errors import UnknownComponentError
+from evergraph.kg.errors import UnknownComponentError
 
 T = TypeVar("T")
 

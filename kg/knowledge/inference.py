@@ -4,8 +4,8 @@ For a query ``(entity, relation, ?)`` (a *model* relation id: ``2r`` asks for ta
 ``2r + 1`` for heads of ``(?, r, entity)``) the bundle's entity index is searched for the ``k + a + 1`` nearest
 answers, where ``a`` is the number of answers the graph already knows; those known answers and the entity itself
 are dropped, so exactly the top ``k`` *new* answers remain (for an exact ``Flat`` index this equals brute force,
-:func:`kg.calibration.filtered_top_k`). An inferred fact therefore never repeats a known one. Each answer gets the
-bundle's calibrated confidence (:mod:`kg.calibration`).
+:func:`evergraph.kg.store.calibration.filtered_top_k`). An inferred fact therefore never repeats a known one. Each
+answer gets the bundle's calibrated confidence (:mod:`evergraph.kg.store.calibration`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from kg.calibration import filtered_top_k, roles
+from evergraph.kg.store.calibration import filtered_top_k, roles
 
 if TYPE_CHECKING:
-    from kg.bundle import Bundle
+    from evergraph.kg.store.bundle import Bundle
 
 __all__ = ["Inferred", "infer"]
 

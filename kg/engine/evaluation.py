@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from kg.errors import UnknownComponentError
-from kg.snapshot import Snapshot
+from evergraph.kg.engine.snapshot import Snapshot
+from evergraph.kg.errors import UnknownComponentError
 
 logger = logging.getLogger(__name__)
 
@@ -457,7 +457,7 @@ def evaluate_stream(
     """Evaluate the ``split`` set (default ``"test"``, or ``"valid"``) of snapshots ``0..upto``.
 
     ``protocol`` (default ``"all-entities"``) names an entry of :data:`PROTOCOLS`; an unknown name raises
-    :class:`~kg.errors.UnknownComponentError`. Empty sets are listed with zero metrics and ``num_queries=0``
+    :class:`~evergraph.kg.errors.UnknownComponentError`. Empty sets are listed with zero metrics and ``num_queries=0``
     and add nothing to the pooled ``stream`` metrics. ``block_size`` (default 2048) queries are scored at a
     time.
     """

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kg.errors import EvergraphError
+from evergraph.kg.errors import LLMConfigError, LLMError
 
 __all__ = ["ChatClient", "ChatConfig", "ChatReply", "LLMConfigError", "LLMError"]
 
@@ -30,23 +30,6 @@ log = logging.getLogger(__name__)
 _EXCERPT = 200  # characters of a server body quoted in error messages
 _RETRY_STATUSES = frozenset({429, *range(500, 600)})
 _REQUIRED_ENV = (("base_url", "EVERGRAPH_LLM_BASE_URL"), ("model", "EVERGRAPH_LLM_MODEL"))  # ChatConfig field, env var
-
-
-class LLMError(EvergraphError):
-    """A chat-completions request failed.
-
-    ``status`` is the HTTP status of the last answer (``None`` when no answer came: timeout, connection error, or
-    a problem found before sending); ``attempts`` is how many requests were sent (0 when none was).
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, attempts: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
-        self.attempts = attempts
-
-
-class LLMConfigError(LLMError):
-    """The client is not configured well enough to send a request (missing env var, bad value). Nothing was sent."""
 
 
 class ChatConfig(BaseModel):

@@ -2,8 +2,8 @@
 
 :meth:`Guide.guide` works in four steps on one serving bundle (:class:`kg.Bundle`):
 
-1. **Linking** (:class:`kg.linking.Linker`): an entity candidate's score is its linking score times how well
-   it agrees with its place in the question: the share of its mention it covers (a name matching part of a
+1. **Linking** (:class:`evergraph.kg.knowledge.linking.Linker`): an entity candidate's score is its linking score times
+   how well it agrees with its place in the question: the share of its mention it covers (a name matching part of a
    longer capitalised run, "Hawaii" in "What is the webpage of Hawaii County?", covers 6/13 of it: the question
    is probably about something else), for text matches the edit similarity of mention and name instead of the
    cosine that found it (a typo keeps ~0.9), and a halving for a proper name matched by lower-case words ("the
@@ -19,9 +19,9 @@
    ``max_neighbours`` most relevant neighbours are added at ``0.5 * relevance(joining fact) * (0.4 + 0.6 *
    score(r))``. Facts below ``min_relevance`` are dropped; the best ``max_known`` are kept.
 3. **Inferred facts**: each (anchor, asked relation) pair is asked in both directions through the bundle's FAISS
-   index (:func:`kg.inference.infer`: known answers excluded, so a known fact is never repeated); answers with a
-   calibrated confidence of at least ``min_confidence`` are kept, the best ``max_inferred`` by ``s_a * score(r)
-   * confidence``.
+   index (:func:`evergraph.kg.knowledge.inference.infer`: known answers excluded, so a known fact is never repeated);
+   answers with a calibrated confidence of at least ``min_confidence`` are kept, the best ``max_inferred`` by
+   ``s_a * score(r) * confidence``.
 4. **Context**: each fact becomes a sentence from the name files ("Jeremy Irons — place of birth: Cowes."),
    numbered for citation (``[1]``), marked known (with its snapshot) or inferred (with its confidence), under a
    header naming the model version and snapshot. Facts are added by priority while the context stays within
@@ -43,13 +43,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from kg.inference import infer
-from kg.linking import STOPWORDS, LinkCandidate, Linker, case_informative, relation_text
-from kg.schemas import ChatMessage, EntityRef, Fact, GuideResult, LinkedItem, RelationRef
-from kg.text import normalize_text, word_spans
+from evergraph.kg.knowledge.inference import infer
+from evergraph.kg.knowledge.linking import STOPWORDS, LinkCandidate, Linker, case_informative, relation_text
+from evergraph.kg.knowledge.schemas import ChatMessage, EntityRef, Fact, GuideResult, LinkedItem, RelationRef
+from evergraph.kg.knowledge.text import normalize_text, word_spans
 
 if TYPE_CHECKING:
-    from kg.bundle import Bundle
+    from evergraph.kg.store.bundle import Bundle
 
 logger = logging.getLogger(__name__)
 
@@ -402,8 +402,8 @@ def _agreement(question: str, candidate: LinkCandidate, mentions: list[tuple[int
 
 
 def edit_similarity(a: str, b: str) -> float:
-    """``1 - levenshtein(a, b) / max(len(a), len(b))`` of the normalised texts (:func:`kg.text.normalize_text`),
-    in ``[0, 1]``; 1 for equal texts."""
+    """``1 - levenshtein(a, b) / max(len(a), len(b))`` of the normalised texts
+    (:func:`evergraph.kg.knowledge.text.normalize_text`), in ``[0, 1]``; 1 for equal texts."""
     a, b = normalize_text(a), normalize_text(b)
     if not a or not b:
         return float(a == b)

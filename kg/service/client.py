@@ -2,15 +2,15 @@
 
 ::
 
-    from kg import KnowledgeClient
+    from evergraph.kg import KnowledgeClient
 
     with KnowledgeClient.local(home=".evergraph") as client:      # the champion bundle, followed on promotion
         print(client.guide("Where was Jeremy Irons born?").context)
     with KnowledgeClient.remote("http://127.0.0.1:8000", token=None) as client:   # `evergraph serve`
         print(client.facts("Jeremy Irons").facts[0].text)
 
-Both backends return the same typed results (:mod:`kg.schemas`). Unknown names are answers with ``found=False``;
-a problem the caller must fix (a wrong token, a question too long, no LLM configured) raises
+Both backends return the same typed results (:mod:`evergraph.kg.knowledge.schemas`). Unknown names are answers with
+``found=False``; a problem the caller must fix (a wrong token, a question too long, no LLM configured) raises
 :class:`KnowledgeClientError` with the server's explanation.
 """
 
@@ -23,9 +23,8 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from kg.errors import EvergraphError
-from kg.home import EvergraphHome
-from kg.schemas import (
+from evergraph.kg.errors import KnowledgeClientError
+from evergraph.kg.knowledge.schemas import (
     Answer,
     EntitySearch,
     FactsResult,
@@ -34,22 +33,15 @@ from kg.schemas import (
     SimilarResult,
     VersionInfo,
 )
+from evergraph.kg.store.home import EvergraphHome
 
 __all__ = ["HTTPBackend", "KnowledgeBackend", "KnowledgeClient", "KnowledgeClientError", "LocalBackend"]
 
 T = TypeVar("T", bound=BaseModel)
 
 
-class KnowledgeClientError(EvergraphError):
-    """A query the client could not get answered; ``status`` is the HTTP status when there was one."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class KnowledgeBackend(Protocol):
-    """What a :class:`KnowledgeClient` backend answers (each returns a :mod:`kg.schemas` result)."""
+    """What a :class:`KnowledgeClient` backend answers (each returns a :mod:`evergraph.kg.knowledge.schemas` result)."""
 
     def version(self) -> VersionInfo: ...
     def entity(self, name: str, *, k: int) -> EntitySearch: ...
@@ -62,8 +54,8 @@ class KnowledgeBackend(Protocol):
 
 
 class LocalBackend:
-    """In-process: a :class:`kg.serving.ChampionWatcher` over a home (following the champion), or one fixed
-    bundle. Every call uses one :class:`kg.knowledge.Knowledge` object, so one version."""
+    """In-process: a :class:`evergraph.kg.service.serving.ChampionWatcher` over a home (following the champion), or one
+    fixed bundle. Every call uses one :class:`evergraph.kg.knowledge.knowledge.Knowledge` object, so one version."""
 
     def __init__(self, current: Any, *, closer: Any = None) -> None:
         self._current = current
@@ -181,14 +173,14 @@ class KnowledgeClient:
     ) -> KnowledgeClient:
         """In-process over the champion of ``home`` (default: ``$EVERGRAPH_HOME`` or ``./.evergraph``), followed
         when it moves (``watch``, default on, polling every ``poll_interval`` seconds), or over one fixed
-        ``bundle`` directory. ``knowledge_options`` go to :class:`kg.knowledge.Knowledge` (``guide_config``,
-        ``encoder``, ``chat``); without ``chat``, ``ask`` uses the endpoint named by ``EVERGRAPH_LLM_BASE_URL``
-        and ``EVERGRAPH_LLM_MODEL`` when they are set."""
-        from kg.knowledge import Knowledge
-        from kg.serving import ChampionWatcher
+        ``bundle`` directory. ``knowledge_options`` go to :class:`evergraph.kg.knowledge.knowledge.Knowledge`
+        (``guide_config``, ``encoder``, ``chat``); without ``chat``, ``ask`` uses the endpoint named by
+        ``EVERGRAPH_LLM_BASE_URL`` and ``EVERGRAPH_LLM_MODEL`` when they are set."""
+        from evergraph.kg.knowledge.knowledge import Knowledge
+        from evergraph.kg.service.serving import ChampionWatcher
 
         if "chat" not in knowledge_options and os.environ.get("EVERGRAPH_LLM_BASE_URL"):
-            from kg.llm import ChatConfig
+            from evergraph.kg.knowledge.llm import ChatConfig
 
             knowledge_options["chat"] = ChatConfig.from_env()
         if bundle is not None:

@@ -1,12 +1,12 @@
 """Serve the champion and follow it: load a new champion beside the old one, then swap atomically.
 
-A :class:`ChampionWatcher` holds the :class:`kg.knowledge.Knowledge` of the bundle ``HOME/champion.json`` names.
-Promotion and rollback switch that pointer atomically (:func:`kg.switch_pointer`); the watcher notices (it
-polls the pointer every ``poll_interval`` seconds in a background thread, or when :meth:`ChampionWatcher.refresh`
-is called), loads and verifies the new bundle *while the old one keeps serving*, and then replaces its reference
-in one assignment. A request takes the reference once (:meth:`ChampionWatcher.current`) and uses only that
-object, so during a swap every request is answered, each by exactly one version. A bundle that fails to load is
-logged and skipped (the old champion keeps serving) until the pointer changes again.
+A :class:`ChampionWatcher` holds the :class:`evergraph.kg.knowledge.knowledge.Knowledge` of the bundle
+``HOME/champion.json`` names. Promotion and rollback switch that pointer atomically (:func:`kg.switch_pointer`); the
+watcher notices (it polls the pointer every ``poll_interval`` seconds in a background thread, or when
+:meth:`ChampionWatcher.refresh` is called), loads and verifies the new bundle *while the old one keeps serving*, and
+then replaces its reference in one assignment. A request takes the reference once (:meth:`ChampionWatcher.current`) and
+uses only that object, so during a swap every request is answered, each by exactly one version. A bundle that fails to
+load is logged and skipped (the old champion keeps serving) until the pointer changes again.
 
 Serving only reads the pointer and bundles; training and promotion run elsewhere and never wait for it.
 """
@@ -19,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kg.bundle import BundleError, read_pointer
-from kg.home import EvergraphHome
-from kg.knowledge import Knowledge
+from evergraph.kg.errors import BundleError
+from evergraph.kg.knowledge.knowledge import Knowledge
+from evergraph.kg.store.bundle import read_pointer
+from evergraph.kg.store.home import EvergraphHome
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class ChampionWatcher:
         poll_interval: float = 1.0,
         **knowledge_options: Any,
     ) -> None:
-        from kg.llm import ChatClient, ChatConfig
+        from evergraph.kg.knowledge.llm import ChatClient, ChatConfig
 
         self.home = home if isinstance(home, EvergraphHome) else EvergraphHome.resolve(home)
         self.poll_interval = poll_interval

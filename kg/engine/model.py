@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from kg.interactions import Interaction, get_interaction
+from evergraph.kg.engine.interactions import Interaction, get_interaction
 
 
 def model_relation_ids(relations: torch.Tensor, *, inverse: bool = False) -> torch.Tensor:
@@ -112,8 +112,8 @@ class KGEModel(nn.Module):
         return self.interaction.query(self.entity_rows(entities), self.relation_rows(relations))
 
     def score_fn(self) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
-        """A scorer for evaluation (a :data:`kg.evaluation.ScoreFn`): ``score(e, r, n)`` -> ``[b, n]``, higher is
-        better.
+        """A scorer for evaluation (a :data:`evergraph.kg.engine.evaluation.ScoreFn`): ``score(e, r, n)`` -> ``[b,
+        n]``, higher is better.
 
         Uses ``-||q - t||^2 + ||q||^2 = 2 q.t - ||t||^2`` (same ranking as the distance; one ``addmm``).
         Entity norms are computed once per call of this method, so call it again after training.

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from kg.resolver import Registry
+from evergraph.kg.engine.resolver import Registry
 
 
 class Interaction(ABC):

@@ -33,8 +33,8 @@ from typing import Any
 
 import torch
 
-from kg.facts import FactTable
-from kg.model import KGEModel
+from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.store.facts import FactTable
 
 logger = logging.getLogger(__name__)
 

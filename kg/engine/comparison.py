@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from kg.evaluation import RankingMetrics, filtered_ranks
-from kg.ingest import GrowingKG
-from kg.model import KGEModel
+from evergraph.kg.engine.evaluation import RankingMetrics, filtered_ranks
+from evergraph.kg.engine.ingest import GrowingKG
+from evergraph.kg.engine.model import KGEModel
 
 logger = logging.getLogger(__name__)
 

@@ -17,67 +17,30 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from kg.atomic import save_torch, write_json
-from kg.config import RunConfig
-from kg.errors import CheckpointError
-from kg.evaluation import PROTOCOLS, evaluate_split, evaluate_stream
-from kg.ingest import GrowingKG, load_shared
-from kg.interactions import get_interaction
-from kg.model import KGEModel
-from kg.strategies import SnapshotContext, Strategy, get_strategy
-from kg.training import resolve_device, train_snapshot
-from kg.vocab import Vocabulary
+from evergraph.kg.engine.config import RunConfig
+from evergraph.kg.engine.evaluation import PROTOCOLS, evaluate_split, evaluate_stream
+from evergraph.kg.engine.ingest import GrowingKG, load_shared
+from evergraph.kg.engine.interactions import get_interaction
+from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.engine.run_files import (
+    RunPaths,
+    load_model_checkpoint,
+    peak_rss_mb,
+)
+from evergraph.kg.engine.strategies import SnapshotContext, Strategy, get_strategy
+from evergraph.kg.engine.training import resolve_device, train_snapshot
+from evergraph.kg.engine.vocab import Vocabulary
+from evergraph.kg.errors import CheckpointError
+from evergraph.kg.store.atomic import save_torch, write_json
 
 logger = logging.getLogger(__name__)
-
-IN_PROGRESS = "in-progress.pt"
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@dataclass
-class RunPaths:
-    """Where a run directory keeps each file (``out`` may be given as a string)."""
-
-    out: Path
-
-    def __post_init__(self) -> None:
-        self.out = Path(self.out)
-
-    @property
-    def config(self) -> Path:
-        return self.out / "config.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.out / "metrics.json"
-
-    @property
-    def vocab(self) -> Path:
-        return self.out / "vocab"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.out / "checkpoints"
-
-    def snapshot_checkpoint(self, index: int) -> Path:
-        return self.checkpoints / f"snapshot-{index}.pt"
-
-    @property
-    def in_progress(self) -> Path:
-        return self.checkpoints / IN_PROGRESS
 
 
 def _check_config(paths: RunPaths, config: RunConfig, data: Path) -> None:
@@ -109,40 +72,6 @@ def _save_vocab(paths: RunPaths, kg: GrowingKG, snapshot_index: int) -> None:
     snap = kg.snapshots[snapshot_index]
     Vocabulary(kg.entities.labels[: snap.num_entities]).save(paths.vocab / "entities.tsv")
     Vocabulary(kg.relations.labels[: snap.num_relations]).save(paths.vocab / "relations.tsv")
-
-
-def find_entry(metrics: dict[str, Any], snapshot: int) -> dict[str, Any] | None:
-    """The ``metrics.json`` entry of ``snapshot`` (a copy), or ``None`` when that snapshot is not finished."""
-    for entry in metrics.get("snapshots", []):
-        if int(entry["snapshot"]) == snapshot:
-            return dict(entry)
-    return None
-
-
-def read_entry(paths: RunPaths, snapshot: int) -> dict[str, Any]:
-    """The ``metrics.json`` entry of ``snapshot`` in a run directory; :class:`CheckpointError` naming the finished
-    snapshots when it is not there."""
-    metrics = json.loads(paths.metrics.read_text()) if paths.metrics.exists() else {}
-    entry = find_entry(metrics, snapshot)
-    if entry is None:
-        done = [int(e["snapshot"]) for e in metrics.get("snapshots", [])]
-        raise CheckpointError(
-            f"snapshot {snapshot} is not finished in {paths.out} (finished: {done or 'none'}); train it first"
-        )
-    return entry
-
-
-def load_model_checkpoint(path: Path, *, device: torch.device | str = "cpu") -> tuple[KGEModel, dict[str, Any]]:
-    """Load a snapshot checkpoint (``weights_only=True``); returns the model and the whole checkpoint dict."""
-    state = torch.load(path, map_location=device, weights_only=True)
-    model = KGEModel(
-        interaction=state["model_name"],
-        num_entities=state["model"]["entity"].shape[0],
-        num_relations=state["model"]["relation"].shape[0] // 2,
-        dim=state["dim"],
-    ).to(device)
-    model.load_state_dict(state["model"])
-    return model, state
 
 
 class LifelongRun:

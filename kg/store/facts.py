@@ -2,8 +2,8 @@
 
 A :class:`FactTable` holds facts as ``LongTensor[n, 4]`` rows ``(head, relation, tail, snapshot)`` (base relation
 ids, as in the vocabularies; ``snapshot`` is where the fact arrived). For lookups every fact is also seen from its
-tail through the inverse relation, in the model's id convention (:func:`kg.model.model_relation_ids`: ``2r``
-forward, ``2r + 1`` inverse), and the doubled rows are sorted once by ``(entity, model relation, other)``: the
+tail through the inverse relation, in the model's id convention (:func:`evergraph.kg.engine.model.model_relation_ids`:
+``2r`` forward, ``2r + 1`` inverse), and the doubled rows are sorted once by ``(entity, model relation, other)``: the
 facts about an entity, and the known answers of a query ``(entity, model relation, ?)``, are then contiguous
 ranges found by binary search (CSR). Building it for 300k facts takes well under a second.
 """
@@ -14,13 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from kg.errors import EvergraphError
+from evergraph.kg.errors import FactTableError
 
 __all__ = ["FactTable", "FactTableError", "ResolvedFact"]
-
-
-class FactTableError(EvergraphError, ValueError):
-    """Facts that cannot be held or asked as given; the message says what is wrong."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kg.errors import EvergraphError
+from evergraph.kg.errors import ExampleTargetError
 
 logger = logging.getLogger(__name__)
 
@@ -149,13 +149,6 @@ _FILM_NOUNS = (
     "Kingdom, Voyage, Window, Forest, Engine, Promise, Tide, Compass, Meadow, Signal, Archive, "
     "Horizon, Piano"
 ).split(", ")
-
-
-class ExampleTargetError(EvergraphError, FileExistsError):
-    """The output directory holds something that is not an earlier example dataset; nothing was written."""
-
-    def __str__(self) -> str:  # OSError would format its arguments differently
-        return str(self.args[0])
 
 
 def _slug(name: str) -> str:
@@ -604,7 +597,7 @@ def write_example_dataset(out: Path | str, *, seed: int = 0, num_snapshots: int 
         _write_lines(
             tmp / _MARKER,
             [
-                "Evergraph example dataset (kg.example.write_example_dataset); safe to regenerate.",
+                "Evergraph example dataset (evergraph.kg.engine.example.write_example_dataset); safe to regenerate.",
                 f"seed={seed} num_snapshots={num_snapshots} scale={scale}",
             ],
         )

@@ -3,7 +3,7 @@
 Endpoints (JSON; OpenAPI docs at ``/docs``, schema at ``/openapi.json``):
 
 - ``GET /healthz``: liveness and the served version (never needs the token);
-- ``GET /version``: :class:`kg.schemas.VersionInfo`;
+- ``GET /version``: :class:`evergraph.kg.knowledge.schemas.VersionInfo`;
 - ``GET /entities?name=&k=``, ``GET /facts?entity=&limit=``, ``GET /predict?head=&relation=&k=&direction=``,
   ``GET /similar?entity=&k=``;
 - ``POST /guide`` and ``POST /ask`` with ``{"question": "..."}``.
@@ -13,7 +13,8 @@ The server binds 127.0.0.1 by default. With a token (``--token-env``), every end
 ``Authorization: Bearer <token>`` (401 otherwise). Limits give 4xx, never 5xx: a question longer than
 ``max_question_chars`` (default 2,000) is 413, ``k``/``limit`` outside ``1..100`` and malformed input 422.
 ``/ask`` without an LLM configured is 503, an LLM failure 502. The champion is followed by a
-:class:`kg.serving.ChampionWatcher`: a new champion is loaded beside the old one and swapped in atomically.
+:class:`evergraph.kg.service.serving.ChampionWatcher`: a new champion is loaded beside the old one and swapped in
+atomically.
 """
 
 import logging
@@ -25,9 +26,10 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from kg.knowledge import MAX_K, Knowledge, LLMNotConfiguredError
-from kg.linking import MAX_QUESTION_CHARS
-from kg.schemas import (
+from evergraph.kg.errors import LLMNotConfiguredError
+from evergraph.kg.knowledge.knowledge import MAX_K, Knowledge
+from evergraph.kg.knowledge.linking import MAX_QUESTION_CHARS
+from evergraph.kg.knowledge.schemas import (
     Answer,
     EntitySearch,
     FactsResult,
@@ -56,8 +58,8 @@ def create_app(
     max_question_chars: int = MAX_QUESTION_CHARS,
 ) -> FastAPI:
     """The FastAPI app answering from ``current()`` (called once per request, e.g.
-    :meth:`kg.serving.ChampionWatcher.current`). ``token`` (default none) requires a bearer token."""
-    from kg.llm import LLMError
+    :meth:`evergraph.kg.service.serving.ChampionWatcher.current`). ``token`` (default none) requires a bearer token."""
+    from evergraph.kg.errors import LLMError
 
     app = FastAPI(
         title="Evergraph knowledge API",

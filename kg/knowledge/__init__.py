@@ -1,0 +1,7 @@
+"""The knowledge service: questions in, cited knowledge out.
+
+Text encoders (``text``), entity and relation linking (``linking``), filtered inference through the index
+(``inference``), the guide that builds the cited context (``guide``), the OpenAI-compatible chat client (``llm``),
+the typed results (``schemas``) and :class:`~evergraph.kg.knowledge.knowledge.Knowledge`, which puts them
+together over one bundle. Reads bundles; never imports training.
+"""

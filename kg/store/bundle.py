@@ -1,0 +1,282 @@
+"""Self-contained serving bundles and the champion pointer.
+
+Serving never reads MLflow (or a run directory): promotion writes the champion model version as a **bundle**,
+one directory holding everything needed to answer queries, and then switches a small **pointer** file to it.
+
+Bundle layout (written by :func:`evergraph.kg.store.bundle_writer.write_bundle`)::
+
+    BUNDLE/weights.pt            plain state_dict of tensors: entity, relation (``torch.load(weights_only=True)``)
+    BUNDLE/entities.tsv          vocabularies (``id<TAB>label``), truncated to the bundled snapshot
+    BUNDLE/relations.tsv
+    BUNDLE/entity_names.tsv      readable names, copied from the data directory when it has them (optional)
+    BUNDLE/relation_names.tsv
+    BUNDLE/index.faiss           FAISS index over the entity table (+ its sidecar ``index.faiss.json``)
+    BUNDLE/facts.pt              the known facts: training facts of snapshots 0..N, ``LongTensor[n, 4]`` of
+                                 ``(head, relation, tail, snapshot)`` (validation and test facts stay held out)
+    BUNDLE/calibration.json      confidence calibration of inferred facts, fitted on the validation facts of
+                                 snapshots 0..N (:mod:`evergraph.kg.store.calibration`)
+    BUNDLE/metrics.json          the snapshot's entry of the run's metrics.json (+ strategy, model, protocol)
+    BUNDLE/manifest.json         format, version, snapshot, interaction, dim, sizes, content_hash, created, extra,
+                                 and the SHA-256 of every other file; written last
+
+A bundle is written into a temporary sibling directory and renamed into place, so ``BUNDLE`` either does not
+exist or is complete. The pointer (``HOME/champion.json``, :class:`evergraph.kg.store.home.EvergraphHome`) is
+``{"version", "bundle", "switched"}``, replaced atomically: a reader sees the old champion or the new one.
+
+FAISS is imported only when an index is built or loaded, so ``import kg`` works without it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from evergraph.kg.engine.ingest import read_names
+from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.engine.vocab import Vocabulary
+from evergraph.kg.errors import BundleError
+from evergraph.kg.store.atomic import sha256_file
+from evergraph.kg.store.calibration import Calibration
+from evergraph.kg.store.facts import FactTable
+from evergraph.kg.store.home import EvergraphHome
+
+if TYPE_CHECKING:  # evergraph.kg.store.index needs FAISS; imported lazily below
+    from evergraph.kg.store.index import EntityIndex, IndexConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "Bundle",
+    "BundleError",
+    "load_champion",
+    "read_pointer",
+]
+
+BUNDLE_FORMAT = 2
+"""Version of the bundle layout; :meth:`Bundle.load` refuses any other."""
+
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.pt"
+ENTITIES = "entities.tsv"
+RELATIONS = "relations.tsv"
+ENTITY_NAMES = "entity_names.tsv"
+RELATION_NAMES = "relation_names.tsv"
+INDEX = "index.faiss"
+INDEX_SIDECAR = "index.faiss.json"
+METRICS = "metrics.json"
+FACTS = "facts.pt"
+CALIBRATION = "calibration.json"
+REQUIRED_FILES = (WEIGHTS, ENTITIES, RELATIONS, INDEX, INDEX_SIDECAR, METRICS, FACTS, CALIBRATION)
+"""Files every bundle has (the name files are optional)."""
+
+_WEIGHT_KEYS = ("entity", "relation")
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def _read_json(path: Path, *, what: str, fix: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{path} is missing ({what}); {fix}") from None
+    except ValueError as error:
+        raise BundleError(f"{path} is not valid JSON ({what}: {error}); {fix}") from None
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def _verify(path: Path, *, hashes: bool = True) -> dict[str, Any]:
+    """Read ``path``'s manifest, check its format and (with ``hashes``) every file's SHA-256; returns it."""
+    manifest = _read_json(
+        path / MANIFEST, what="not a bundle, or one whose write never finished", fix="write the bundle again"
+    )
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise BundleError(
+            f"{path / MANIFEST}: bundle format {found!r}, this Evergraph reads format {BUNDLE_FORMAT}; "
+            "write the bundle again with this version"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleError(f"{path / MANIFEST} lists no files; write the bundle again")
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        raise BundleError(f"{path / MANIFEST} does not list {', '.join(missing)}; write the bundle again")
+    for name, expected in files.items():
+        if Path(name).name != name or name in (".", ".."):
+            raise BundleError(f"{path / MANIFEST} lists {name!r}, which is not a file of the bundle; write it again")
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{file} is missing from the bundle; write the bundle again")
+        if hashes and sha256_file(file) != expected:
+            raise BundleError(
+                f"{file} does not match the SHA-256 in {MANIFEST} (edited or damaged); write the bundle again"
+            )
+    return manifest
+
+
+@dataclass(frozen=True, eq=False)
+class Bundle:
+    """A loaded serving bundle: model, vocabularies, readable names, entity index, known facts and the
+    confidence calibration of inferred facts. Load with :meth:`load`."""
+
+    path: Path
+    manifest: dict[str, Any]
+    model: KGEModel
+    entities: Vocabulary
+    relations: Vocabulary
+    index: EntityIndex
+    facts: FactTable
+    calibration: Calibration
+    entity_names: dict[str, str] = field(default_factory=dict)
+    relation_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """The model version this bundle serves."""
+        return str(self.manifest["version"])
+
+    @property
+    def snapshot(self) -> int:
+        """The snapshot of the growing KG the model was trained up to."""
+        return int(self.manifest["snapshot"])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The snapshot's metrics entry (``metrics.json``; read on each access)."""
+        return json.loads((self.path / METRICS).read_text(encoding="utf-8"))
+
+    def __repr__(self) -> str:
+        return (
+            f"Bundle(version={self.version!r}, snapshot={self.snapshot}, {self.model.interaction_name}, "
+            f"{self.model.num_entities} entities, {self.model.num_relations} relations, path={str(self.path)!r})"
+        )
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | str,
+        *,
+        device: torch.device | str = "cpu",
+        verify: bool = True,
+        index_config: IndexConfig | None = None,
+    ) -> Bundle:
+        """Load the bundle at ``path``; the model goes to ``device`` (default ``"cpu"``) in eval mode.
+
+        With ``verify`` (default ``True``) every file's SHA-256 is checked against the manifest first; without
+        it, only that the files exist. ``index_config`` (default: the saved one) sets ``nprobe``/``ef_search``/
+        ``use_gpu`` for searching. Any problem is a :class:`BundleError` naming the file.
+        """
+        from evergraph.kg.errors import EntityIndexError
+        from evergraph.kg.store.index import EntityIndex
+
+        path = Path(path)
+        manifest = _verify(path, hashes=verify)
+        try:
+            weights = torch.load(path / WEIGHTS, map_location=device, weights_only=True)
+        except Exception as error:  # any unreadable file is the same problem to the user
+            raise BundleError(f"{path / WEIGHTS} cannot be read ({error}); write the bundle again") from None
+        if not isinstance(weights, dict) or sorted(weights) != sorted(_WEIGHT_KEYS):
+            found = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
+            raise BundleError(f"{path / WEIGHTS} holds {found}, not {list(_WEIGHT_KEYS)}; write the bundle again")
+        model = KGEModel(
+            interaction=manifest["interaction"],
+            num_entities=weights["entity"].shape[0],
+            num_relations=weights["relation"].shape[0] // 2,
+            dim=manifest["dim"],
+        ).to(device)
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as error:
+            raise BundleError(f"{path / WEIGHTS} does not fit the manifest ({error}); write the bundle again") from None
+        model.eval()
+        entities = Vocabulary.load(path / ENTITIES, kind="entity")
+        relations = Vocabulary.load(path / RELATIONS, kind="relation")
+        found = (model.num_entities, model.num_relations, len(entities), len(relations))
+        expected = (manifest["num_entities"], manifest["num_relations"]) * 2
+        if found != expected:
+            raise BundleError(
+                f"{path}: entities/relations in weights and vocabularies {found} disagree with the manifest "
+                f"{expected}; write the bundle again"
+            )
+        names: dict[str, dict[str, str]] = {}
+        for name in (ENTITY_NAMES, RELATION_NAMES):
+            if (path / name).is_file():
+                names[name] = read_names(path / name)
+        try:
+            index = EntityIndex.load(path / INDEX, model=model, config=index_config)
+        except EntityIndexError as error:
+            raise BundleError(f"{path / INDEX}: {error}") from None
+        try:
+            rows = torch.load(path / FACTS, map_location="cpu", weights_only=True)
+            facts = FactTable(rows, num_entities=model.num_entities, num_relations=model.num_relations)
+        except Exception as error:  # unreadable or inconsistent: the same problem to the user
+            raise BundleError(f"{path / FACTS} cannot be used ({error}); write the bundle again") from None
+        try:
+            calibration = Calibration.from_dict(
+                _read_json(path / CALIBRATION, what="the confidence calibration", fix="write the bundle again")
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise BundleError(f"{path / CALIBRATION} is not a calibration ({error}); write the bundle again") from None
+        bundle = cls(
+            path=path,
+            manifest=manifest,
+            model=model,
+            entities=entities,
+            relations=relations,
+            index=index,
+            facts=facts,
+            calibration=calibration,
+            entity_names=names.get(ENTITY_NAMES, {}),
+            relation_names=names.get(RELATION_NAMES, {}),
+        )
+        logger.info("loaded %r", bundle)
+        return bundle
+
+
+def read_pointer(pointer: Path | str) -> dict[str, Any] | None:
+    """The pointer ``{"version", "bundle", "switched"}``, or ``None`` when there is no pointer file yet.
+
+    ``bundle`` is as stored: relative to the pointer's directory, or absolute.
+    """
+    pointer = Path(pointer)
+    if not pointer.exists():
+        return None
+    data = _read_json(pointer, what="the champion pointer", fix="switch it again (promote or roll back)")
+    if not isinstance(data, dict) or not {"version", "bundle"} <= set(data):
+        raise BundleError(f"{pointer} is not a champion pointer (needs version and bundle); promote again")
+    return data
+
+
+def load_champion(home: EvergraphHome | Path | str, **kwargs: Any) -> Bundle:
+    """Load the bundle the champion pointer of ``home`` names (``kwargs`` go to :meth:`Bundle.load`).
+
+    ``home`` is an :class:`EvergraphHome` or its root directory.
+    """
+    home = home if isinstance(home, EvergraphHome) else EvergraphHome.resolve(home)
+    pointer = home.champion_pointer
+    data = read_pointer(pointer)
+    if data is None:
+        raise BundleError(f"no champion yet ({pointer} does not exist): run `evergraph run` first")
+    bundle = pointer.parent / data["bundle"]  # an absolute stored path replaces the base
+    if not bundle.is_dir():
+        raise BundleError(
+            f"{pointer} names bundle {bundle}, which does not exist; promote a version again or roll back"
+        )
+    loaded = Bundle.load(bundle, **kwargs)
+    if loaded.version != str(data["version"]):
+        raise BundleError(
+            f"{pointer} says version {data['version']!r} but {bundle} holds {loaded.version!r}; promote again"
+        )
+    return loaded
