@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from evergraph.kg.errors import ManifestError
-from evergraph.kg.store.atomic import sha256_file, write_json
+from evergraph.kg.engine.atomic import sha256_file, write_json
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1

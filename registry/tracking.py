@@ -38,7 +38,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run,
 
 from evergraph.kg.engine.run_files import find_entry
 from evergraph.kg.errors import RegistryError
-from evergraph.kg.store.atomic import write_json, write_text
+from evergraph.kg.engine.atomic import write_json, write_text
 from evergraph.kg.store.home import EvergraphHome
 from evergraph.registry._store import TAG_CONTENT_HASH, TAG_LINEAGE, TAG_SNAPSHOT, Store, check_lineage
 from evergraph.registry.config import RegistryConfig

@@ -38,7 +38,7 @@ from evergraph.kg.engine.strategies import SnapshotContext, Strategy, get_strate
 from evergraph.kg.engine.training import resolve_device, train_snapshot
 from evergraph.kg.engine.vocab import Vocabulary
 from evergraph.kg.errors import CheckpointError
-from evergraph.kg.store.atomic import save_torch, write_json
+from evergraph.kg.engine.atomic import save_torch, write_json
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from evergraph.kg.errors import Problem, UnknownLabelError, VocabularyFileError
-from evergraph.kg.store.atomic import write_text
+from evergraph.kg.engine.atomic import write_text
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Vocabulary:
 
         The labels go to a temporary file in the same directory, which is flushed, fsynced and then moved
         over ``path`` with ``os.replace``: a reader sees the old file or the new one, never a partial one,
-        and a failed save leaves no temporary file behind (:mod:`evergraph.kg.store.atomic`).
+        and a failed save leaves no temporary file behind (:mod:`evergraph.kg.engine.atomic`).
         """
         path = Path(path)
         write_text(path, "".join(f"{i}\t{label}\n" for i, label in enumerate(self._labels)))

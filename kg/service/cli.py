@@ -121,7 +121,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "snapshots": [{"snapshot": index, **result.to_dict()}],
     }
     target = paths.out / f"evaluation-{protocol}-snapshot-{index}.json"
-    from evergraph.kg.store.atomic import write_json
+    from evergraph.kg.engine.atomic import write_json
 
     write_json(target, out)
     console.print(metrics_table(out))
@@ -159,7 +159,7 @@ def build_parser(*, extensions: Sequence[Callable[[argparse._SubParsersAction], 
     tr.add_argument("--data", required=True, type=Path, help="dataset dir with 0/, 1/, ... snapshots")
     tr.add_argument("--out", required=True, type=Path, help="run directory (metrics.json, checkpoints, vocab)")
     tr.add_argument("--strategy", default="lkge", help="lkge (default) | finetune | retrain")
-    tr.add_argument("--model", default="transe", help="transe (default) | rotate")
+    tr.add_argument("--model", default="transe", help="transe (default) | rotate | distmult | complex")
     tr.add_argument("--protocol", default="all-entities", help="all-entities (default) | lkge-paper")
     tr.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help=_default(TrainConfig, "device"))
     tr.add_argument("--seed", type=int, default=None, help=_default(TrainConfig, "seed"))

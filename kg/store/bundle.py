@@ -40,7 +40,7 @@ from evergraph.kg.engine.ingest import read_names
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.vocab import Vocabulary
 from evergraph.kg.errors import BundleError
-from evergraph.kg.store.atomic import sha256_file
+from evergraph.kg.engine.atomic import sha256_file
 from evergraph.kg.store.calibration import Calibration
 from evergraph.kg.store.facts import FactTable
 from evergraph.kg.store.home import EvergraphHome

@@ -23,7 +23,7 @@ from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.run_files import RunPaths, find_entry, load_model_checkpoint
 from evergraph.kg.engine.vocab import Vocabulary
 from evergraph.kg.errors import BundleError, SnapshotError
-from evergraph.kg.store.atomic import save_torch, sha256_file, write_json
+from evergraph.kg.engine.atomic import save_torch, sha256_file, write_json
 from evergraph.kg.store.bundle import (
     _WEIGHT_KEYS,
     BUNDLE_FORMAT,

@@ -1,10 +1,10 @@
 """FAISS nearest-neighbour index over entity vectors, for fast top-k link prediction.
 
-Every interaction here is a translational-distance model (:mod:`evergraph.kg.engine.interactions`): the score of ``(h,
-r, t)`` is ``-||query(h, r) - t||_2``. The top-k tails of ``(h, r, ?)`` are therefore the k nearest entity vectors to
-``query(h, r)`` under the L2 metric, which is exactly what a FAISS index answers. :data:`METRICS` records that
-metric per interaction; an inner-product scorer (DistMult, ``score = <h * r, t>``) would map to
-``faiss.METRIC_INNER_PRODUCT`` instead, and its scores would be the inner products themselves.
+A translational-distance interaction (:mod:`evergraph.kg.engine.interactions`: ``transe``, ``rotate``) scores ``(h, r,
+t)`` as ``-||query(h, r) - t||_2``, so the top-k tails of ``(h, r, ?)`` are the k nearest entity vectors to
+``query(h, r)`` under the L2 metric; an inner-product interaction (``distmult``, ``complex``: ``<query(h, r), t>``)
+is a maximum-inner-product search. Either is exactly what a FAISS index answers. :data:`METRICS` records the
+metric per interaction; search scores are then minus the L2 distance or the inner products themselves.
 
 ``Flat`` (the default) is exact brute force and fine up to about a million entities; larger graphs use an
 approximate factory string such as ``HNSW32`` or ``IVF4096,PQ32`` and :meth:`EntityIndex.recall_at_k` reports
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from evergraph.kg.engine.atomic import sha256_file, write_json
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.resolver import Registry
 from evergraph.kg.errors import EntityIndexError, UnknownComponentError
-from evergraph.kg.store.atomic import sha256_file, write_json
 
 try:
     import faiss
@@ -53,10 +53,12 @@ _METRIC_NAMES = {faiss.METRIC_L2: "L2", faiss.METRIC_INNER_PRODUCT: "inner_produ
 
 METRICS: Registry[int] = Registry("FAISS metric")
 """FAISS metric per interaction name. Translational-distance interactions (``transe``, ``rotate``) rank tails
-by L2 distance to ``query(h, r)`` -> ``METRIC_L2``. An inner-product scorer such as DistMult would register
-``faiss.METRIC_INNER_PRODUCT``. Register a metric here whenever a new interaction is added."""
+by L2 distance to ``query(h, r)`` -> ``METRIC_L2``. Inner-product scorers (``distmult``, ``complex``: score
+``<query(h, r), t>``) -> ``METRIC_INNER_PRODUCT``. Register a metric here whenever a new interaction is added."""
 METRICS.register("transe")(faiss.METRIC_L2)
 METRICS.register("rotate")(faiss.METRIC_L2)
+METRICS.register("distmult")(faiss.METRIC_INNER_PRODUCT)
+METRICS.register("complex")(faiss.METRIC_INNER_PRODUCT)
 
 
 class IndexConfig(BaseModel):
@@ -162,7 +164,8 @@ class EntityIndex:
     @classmethod
     def from_vectors(cls, vectors: Vectors, *, interaction: str, config: IndexConfig | None = None) -> EntityIndex:
         """Index a ``[num_entities, width]`` entity matrix (any float dtype/device; copied to float32 on the CPU)
-        for ``interaction`` (``transe`` | ``rotate``). ``config`` defaults to ``IndexConfig()``.
+        for ``interaction`` (``transe`` | ``rotate`` | ``distmult`` | ``complex``). ``config`` defaults to
+        ``IndexConfig()``.
 
         Factories that need training (IVF, PQ, ...) are trained on the vectors themselves; too few vectors for
         the requested IVF list count raises :class:`EntityIndexError` naming a count that would work.
@@ -212,8 +215,9 @@ class EntityIndex:
 
         Returns ``(scores, ids)``: ``FloatTensor[b, k]`` and ``LongTensor[b, k]`` on the CPU, best first.
         Scores follow the model's convention, higher is better: minus the (not squared) L2 distance for L2
-        interactions. ``k`` larger than :attr:`num_entities` is cut to it. An approximate index may find fewer
-        than ``k`` results; missing slots have id ``-1`` and score ``-inf``.
+        interactions, the inner product for inner-product ones. ``k`` larger than :attr:`num_entities` is cut to
+        it. An approximate index may find fewer than ``k`` results; missing slots have id ``-1`` and score
+        ``-inf``.
         """
         if k < 1:
             raise EntityIndexError(f"k must be at least 1, got {k}")
