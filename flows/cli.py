@@ -122,7 +122,7 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--data", type=Path, default=None, help="snapshots dir (default: the example KG in the home)")
     run.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
     run.add_argument("--strategy", default="lkge", help="lkge (default) | finetune | retrain")
-    run.add_argument("--model", default="transe", help="transe (default) | rotate")
+    run.add_argument("--model", default="transe", help="transe (default) | rotate | distmult | complex")
     run.add_argument("--protocol", default="all-entities", help="all-entities (default) | lkge-paper")
     run.add_argument("--max-epochs", type=int, default=None, help="epochs per snapshot at most (default 200)")
     run.add_argument("--dim", type=int, default=None, help="embedding dimension (default 200)")

@@ -4,7 +4,11 @@ An entity's embedding is reconstructed from its neighbourhood only: for entity `
 ``query(u, r)`` over its incoming edges ``u -r-> e`` (inverse edges included, as every fact also exists as
 ``(t, r^-1, h)``). The entity's own vector is *masked*: self-loops ``e -r-> e`` are dropped, so nothing of ``e``
 leaks into its reconstruction (the reference code keeps a self-loop; we do not). A relation is reconstructed
-as the aggregate of ``relation_estimate(h, t)`` (``t - h`` for TransE) over its edges.
+as the aggregate of ``relation_estimate(h, t)`` (``t - h`` for TransE) over its edges. For the inner-product
+interactions (DistMult, ComplEx) ``query(u, r) = u * r`` is read as a reconstruction of the tail in the
+least-squares sense, and a relation is the least-squares ``r`` of ``t ~ h * r`` over its edges
+(:meth:`~evergraph.kg.engine.interactions.Interaction.relation_statistics`), so every registered interaction has
+an autoencoder and transfer.
 
 The same reconstruction initialises new entities and relations from known neighbours (embedding transfer).
 """
@@ -109,7 +113,7 @@ def reconstruct_relations(
     Returns ``(reconstruction [relation_rows, width], counts [relation_rows])``.
     """
     heads, tails = entity.index_select(0, edges[:, 0]), entity.index_select(0, edges[:, 2])
-    estimate = interaction.relation_features(interaction.relation_estimate(heads, tails))
+    estimate = interaction.relation_statistics(heads, tails)
     summed = torch.zeros(relation_rows, estimate.shape[1], dtype=estimate.dtype, device=estimate.device)
     summed.index_add_(0, edges[:, 1], estimate)
     counts = torch.bincount(edges[:, 1], minlength=relation_rows)

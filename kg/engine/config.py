@@ -16,8 +16,8 @@ class _Config(BaseModel):
 class ModelConfig(_Config):
     """The embedding model."""
 
-    name: str = Field("transe", description="interaction, by name: transe | rotate")
-    dim: int = Field(200, gt=0, description="embedding dimension (RotatE stores 2*dim floats per entity)")
+    name: str = Field("transe", description="interaction, by name: transe | rotate | distmult | complex")
+    dim: int = Field(200, gt=0, description="embedding dimension (RotatE and ComplEx store 2*dim floats per entity)")
     init_scale: float = Field(2.0, gt=0, description="random entity/relation vectors start with norms near this")
 
 

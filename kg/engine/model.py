@@ -103,9 +103,13 @@ class KGEModel(nn.Module):
         return self.relation.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
 
     def distance(self, triples: torch.Tensor) -> torch.Tensor:
-        """Distance of model-id triples ``[n, 3]`` (lower is more plausible)."""
+        """Distance of model-id triples ``[n, 3]`` (minus :meth:`score`; lower is more plausible)."""
+        return -self.score(triples)
+
+    def score(self, triples: torch.Tensor) -> torch.Tensor:
+        """Score of model-id triples ``[n, 3]`` (higher is more plausible; the interaction's metric)."""
         h, r, t = triples.unbind(1)
-        return self.interaction.distance(self.entity_rows(h), self.relation_rows(r), self.entity_rows(t))
+        return self.interaction.score(self.entity_rows(h), self.relation_rows(r), self.entity_rows(t))
 
     def query(self, entities: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         """``query(e, r)`` vectors for model relation ids: the point answers should be near."""
@@ -115,15 +119,19 @@ class KGEModel(nn.Module):
         """A scorer for evaluation (a :data:`evergraph.kg.engine.evaluation.ScoreFn`): ``score(e, r, n)`` -> ``[b,
         n]``, higher is better.
 
-        Uses ``-||q - t||^2 + ||q||^2 = 2 q.t - ||t||^2`` (same ranking as the distance; one ``addmm``).
-        Entity norms are computed once per call of this method, so call it again after training.
+        L2 interactions use ``-||q - t||^2 + ||q||^2 = 2 q.t - ||t||^2`` (same ranking as the distance; one
+        ``addmm``); inner-product ones score ``q.t``. Entity norms are computed once per call of this method, so
+        call it again after training.
         """
         entity = self.entity.detach()
+        inner = self.interaction.metric == "inner_product"
         norms = entity.pow(2).sum(1)
 
         def score(entities: torch.Tensor, relations: torch.Tensor, num_candidates: int) -> torch.Tensor:
             entities, relations = entities.to(entity.device), relations.to(entity.device)
             q = self.interaction.query(entity[entities], self.relation.detach()[relations])
+            if inner:
+                return q @ entity[:num_candidates].T
             return torch.addmm(norms[:num_candidates].neg(), q, entity[:num_candidates].T, alpha=2.0)
 
         return score

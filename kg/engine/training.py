@@ -61,7 +61,10 @@ def link_prediction_loss(
     (detached); inverse triples make tail corruption cover both directions.
     """
     h, r, t = batch.unbind(1)
-    q = model.interaction.query(model.entity_rows(h), model.relation_rows(r))
+    heads, rels = model.entity_rows(h), model.relation_rows(r)
+    q = model.interaction.query(heads, rels)
+    if model.interaction.metric == "inner_product":
+        return _inner_product_loss(model, q, (heads, rels, model.entity_rows(t)), negatives, temperature=temperature)
     positive = torch.linalg.vector_norm(q - model.entity_rows(t), dim=-1)
     # ||q - n||^2 = ||q||^2 + ||n||^2 - 2 q.n: one bmm instead of a [b, k, width] difference (4x faster on CPU);
     # the squared norms of all entities cost less than those of the b * k gathered rows
@@ -76,6 +79,27 @@ def link_prediction_loss(
     positive_loss = -F.logsigmoid(margin - positive).mean()
     negative_loss = -(weights * F.logsigmoid(negative - margin)).sum(1).mean()
     return (positive_loss + negative_loss) / 2
+
+
+def _inner_product_loss(
+    model: KGEModel,
+    q: torch.Tensor,
+    rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    negatives: torch.Tensor,
+    *,
+    temperature: float,
+) -> torch.Tensor:
+    """The same self-adversarial loss for inner-product interactions, with the score as the logit
+    (``-log s(s+) - sum_i p_i log s(-s'_i)``, no margin) plus the interaction's N3 penalty on the batch rows."""
+    positive = (q * rows[2]).sum(-1)
+    negative = torch.bmm(model.entity_rows(negatives), q.unsqueeze(2)).squeeze(2)
+    if temperature > 0:
+        weights = torch.softmax(temperature * negative.detach(), dim=1)
+    else:
+        weights = torch.full_like(negative, 1.0 / negative.shape[1])
+    loss = (-F.logsigmoid(positive).mean() - (weights * F.logsigmoid(-negative)).sum(1).mean()) / 2
+    penalty = model.interaction.penalty(*rows)
+    return loss if penalty is None else loss + penalty
 
 
 def train_snapshot(

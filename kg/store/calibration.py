@@ -133,7 +133,7 @@ def filtered_top_k(
     answers and the query entity excluded. Returns ``(scores, ids)`` ``[b, k]`` (``-inf``/``-1`` when fewer)."""
     queries = model.query(entities.to(model.device), relations.to(model.device)).float()
     table = model.entity.detach().float()
-    scores = -torch.cdist(queries, table).cpu()
+    scores = model.interaction.candidate_scores(queries, table).cpu()
     rows: list[int] = []
     cols: list[int] = []
     for i, (e, r) in enumerate(zip(entities.tolist(), relations.tolist(), strict=True)):

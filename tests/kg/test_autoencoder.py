@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from evergraph.kg.engine.autoencoder import (
@@ -68,3 +69,31 @@ def test_transfer_initialises_new_rows_from_known_neighbours():
     assert torch.allclose(model.relation[2], e[1] - e[0]) and torch.allclose(model.relation[3], e[0] - e[1])
     assert torch.allclose(model.entity[2], e[0] + r[0])
     assert torch.allclose(model.entity[3], model.entity[2] + r[0])
+
+
+@pytest.mark.parametrize("name", ["distmult", "complex"])
+def test_transfer_works_for_inner_product_interactions(name):
+    generator = torch.Generator().manual_seed(0)
+    model = KGEModel(interaction=name, num_entities=2, num_relations=1, dim=4, generator=generator)
+    e, r = model.entity.detach().clone(), model.relation.detach().clone()
+    triples = torch.tensor([[0, 0, 1], [0, 0, 2], [0, 1, 1]])
+    info = transfer_embeddings(model, triples=triples, num_entities=3, num_relations=2, rounds=3)
+    assert info["entities_transferred"] == 1 and info["relations_transferred"] == 2
+    assert torch.allclose(model.entity[2], model.interaction.query(e[0], r[0]), atol=1e-6)
+    # the new relation is the least-squares r of e1 ~ e0 * r: it maps e0 close to e1
+    assert torch.isfinite(model.relation).all()
+    rebuilt = model.interaction.query(e[0], model.relation[2].detach())
+    assert float((rebuilt - e[1]).norm()) < 0.1 * float(e[1].norm()) + 1e-3
+
+
+@pytest.mark.parametrize("name", ["distmult", "complex"])
+def test_lkge_reconstruction_loss_runs_for_inner_product_interactions(name):
+    model = KGEModel(interaction=name, num_entities=4, num_relations=2, dim=4)
+    graph = NeighbourhoodGraph.from_triples(torch.tensor([[0, 0, 1], [1, 1, 2], [2, 0, 3]]), num_entities=4)
+    nodes, rebuilt = sample_entity_reconstruction(model, graph, torch.tensor([1, 2, 3]), neighbours=4)
+    loss = (model.entity_rows(nodes) - rebuilt).pow(2).sum(1).mean()
+    edges = doubled_triples(torch.tensor([[0, 0, 1], [1, 1, 2]]))
+    rebuilt_r, counts = reconstruct_relations(model.entity, 4, edges, model.interaction)
+    loss = loss + model.interaction.relation_gap(model.relation, rebuilt_r)[counts > 0].sum()
+    loss.backward()
+    assert torch.isfinite(model.entity.grad).all() and model.entity.grad.abs().sum() > 0

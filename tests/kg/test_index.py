@@ -33,7 +33,7 @@ def random_queries(count: int = 40, *, seed: int = 1) -> tuple[torch.Tensor, tor
     return entities, relations
 
 
-@pytest.mark.parametrize("interaction", ["transe", "rotate"])
+@pytest.mark.parametrize("interaction", ["transe", "rotate", "distmult", "complex"])
 def test_flat_top_k_equals_brute_force_ranking(interaction: str) -> None:
     model = random_model(interaction)
     index = EntityIndex.build(model)
@@ -103,8 +103,12 @@ def test_load_refuses_a_mismatched_sidecar_or_model(tmp_path: Path) -> None:
     with pytest.raises(EntityIndexError, match="does not match this index"):
         EntityIndex.load(path, model=random_model("transe"))
 
-    sidecar.write_text(json.dumps({**meta, "interaction": "distmult"}))
-    with pytest.raises(UnknownComponentError, match="distmult"):
+    sidecar.write_text(json.dumps({**meta, "interaction": "distmult"}))  # an L2 index is not an inner-product one
+    with pytest.raises(EntityIndexError, match="metric"):
+        EntityIndex.load(path)
+
+    sidecar.write_text(json.dumps({**meta, "interaction": "conve"}))
+    with pytest.raises(UnknownComponentError, match="conve"):
         EntityIndex.load(path)
 
     sidecar.write_text(json.dumps(meta))
@@ -139,10 +143,10 @@ def test_ivf_with_too_few_vectors_is_refused_with_advice() -> None:
 
 
 def test_unknown_interaction_and_config_errors() -> None:
-    with pytest.raises(UnknownComponentError, match="no FAISS metric is known for interaction 'distmult'"):
-        EntityIndex.from_vectors(torch.randn(10, 4), interaction="distmult")
-    with pytest.raises(UnknownComponentError, match="known: rotate, transe"):
-        metric_for("complex")
+    with pytest.raises(UnknownComponentError, match="no FAISS metric is known for interaction 'conve'"):
+        EntityIndex.from_vectors(torch.randn(10, 4), interaction="conve")
+    with pytest.raises(UnknownComponentError, match="known: complex, distmult, rotate, transe"):
+        metric_for("tucker")
     with pytest.raises(ValueError, match="extra"):
         IndexConfig(nlist=3)
     with pytest.raises(EntityIndexError, match="NaN"):
@@ -152,6 +156,7 @@ def test_unknown_interaction_and_config_errors() -> None:
 def test_every_interaction_has_a_metric() -> None:
     assert set(INTERACTIONS.names()) <= set(METRICS.names())
     assert metric_for("TransE") == metric_for("rotate") == faiss.METRIC_L2
+    assert metric_for("distmult") == metric_for("ComplEx") == faiss.METRIC_INNER_PRODUCT
 
 
 def test_load_reports_a_missing_or_broken_sidecar(tmp_path: Path) -> None:
