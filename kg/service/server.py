@@ -24,6 +24,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict
 
 from evergraph.kg.errors import LLMNotConfiguredError
@@ -61,10 +62,13 @@ def create_app(
     :meth:`evergraph.kg.service.serving.ChampionWatcher.current`). ``token`` (default none) requires a bearer token."""
     from evergraph.kg.errors import LLMError
 
-    app = FastAPI(
+    # /docs and /redoc from the Swagger UI / ReDoc files fastapi-offline ships (no CDN: they work offline);
+    # no validator badge, which would call validator.swagger.io
+    app = FastAPIOffline(
         title="Evergraph knowledge API",
         description="Known and inferred facts of the champion knowledge-graph model, and knowledge guiding for LLMs.",
         version="1",
+        swagger_ui_parameters={"validatorUrl": None},
     )
 
     def authorise(request: Request) -> None:
