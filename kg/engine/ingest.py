@@ -25,7 +25,7 @@ from typing import cast
 
 import torch
 
-from evergraph.kg.engine.snapshot import IngestReport, Snapshot
+from evergraph.kg.engine.snapshot import IngestReport, Snapshot, retained, retracted_facts
 from evergraph.kg.engine.vocab import Vocabulary
 from evergraph.kg.errors import Problem, SnapshotError
 
@@ -182,6 +182,12 @@ class RawSnapshot:
     test: list[Triple]
     duplicates_dropped: dict[str, int]
     content_hash: str
+    removed: list[Triple] = field(default_factory=list)
+    removed_at: list[tuple[str, int]] | None = None
+    """Where each removal was read (``file``, ``line``): a removal of an unknown fact is then an error there;
+    ``None`` (dump diffs) makes it the counted ``unknown_removed`` policy."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """What the source reader counted (attributes, names, ...), reported with the snapshot."""
 
     def split(self, name: str) -> list[Triple]:
         """The triples of split ``name`` (``"train"``, ``"valid"`` or ``"test"``)."""
@@ -191,9 +197,15 @@ class RawSnapshot:
         return triples
 
 
+REMOVED_FILE = "removed.txt"
+"""Optional in an lkge snapshot: facts of earlier snapshots it retracts (same line format as a split)."""
+
+
 def _content_hash(files: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
-    for name in SPLITS:
+    for name in (*SPLITS, "removed"):
+        if name not in files:  # removed.txt is optional; without it the hash is what it always was
+            continue
         data = files[name]
         digest.update(name.encode("ascii") + b"\0" + len(data).to_bytes(8, "big"))
         digest.update(data)
@@ -233,6 +245,23 @@ def read_snapshot_dir(path: str | os.PathLike[str]) -> RawSnapshot:
                     )
                 )
         problems.extend(sorted(file_problems, key=lambda problem: problem.line))
+    removed_file = path / REMOVED_FILE
+    hashed = {name: scanned[name].data for name in SPLITS}
+    removed: list[Triple] = []
+    removed_at: list[tuple[str, int]] = []
+    if removed_file.is_file():
+        result = _scan(removed_file, _FIELDS, missing="")
+        file_problems = list(result.problems)
+        for row, number in zip(result.rows, result.line_numbers, strict=True):
+            earlier = first_seen.get(row)
+            if earlier is not None:
+                file_problems.append(
+                    Problem(str(removed_file), number, f"fact is also added in {earlier[0]} line {earlier[1]}")
+                )
+        problems.extend(sorted(file_problems, key=lambda problem: problem.line))
+        removed = cast(list[Triple], result.rows)
+        removed_at = [(str(removed_file), number) for number in result.line_numbers]
+        hashed["removed"] = result.data
     if problems:
         raise SnapshotError(problems)
     triples = {name: cast(list[Triple], scanned[name].rows) for name in SPLITS}
@@ -242,7 +271,9 @@ def read_snapshot_dir(path: str | os.PathLike[str]) -> RawSnapshot:
         valid=triples["valid"],
         test=triples["test"],
         duplicates_dropped={name: scanned[name].duplicates for name in SPLITS},
-        content_hash=_content_hash({name: scanned[name].data for name in SPLITS}),
+        content_hash=_content_hash(hashed),
+        removed=removed,
+        removed_at=removed_at,
     )
 
 
@@ -360,7 +391,7 @@ class GrowingKG:
 
     # ---------------------------------------------------------------------------------------- ingest
 
-    def ingest(self, snapshot_dir: str | os.PathLike[str], *, index: int | None = None) -> Snapshot:
+    def ingest(self, snapshot_dir: str | os.PathLike[str] | RawSnapshot, *, index: int | None = None) -> Snapshot:
         """Read, validate and add the next snapshot; return it.
 
         ``index`` defaults to the next position, ``len(self.snapshots)``; snapshots must be ingested in order,
@@ -379,6 +410,11 @@ class GrowingKG:
         - ``known_skipped``: a fact stored by an earlier snapshot (any split there) is skipped.
         - ``unseen_excluded``: a valid/test triple whose head, relation or tail appears in no train file of
           snapshots ``0..index`` is excluded (it could not be learned).
+        - ``retracted``: the removals (``removed.txt``, or a dump diff) leave the known facts; a removal of a
+          fact that is not known is an error at its ``file:line`` for ``removed.txt`` and the counted
+          ``unknown_removed`` policy for dump diffs (the fact was excluded as unseen when it arrived).
+
+        ``snapshot_dir`` may also be an already read :class:`RawSnapshot` (the dumps source makes those).
 
         ``num_entities``/``num_relations`` of the snapshot are one past the highest id used in training so
         far, which with vocabularies built by ingestion is the vocabulary size. With resumed vocabularies they
@@ -391,7 +427,8 @@ class GrowingKG:
                 f"snapshots must be ingested in order: the next one is {expected_index}, got index={index}"
             )
         started = time.perf_counter()
-        raw = read_snapshot_dir(snapshot_dir)  # raises before anything is touched
+        # raises before anything is touched
+        raw = snapshot_dir if isinstance(snapshot_dir, RawSnapshot) else read_snapshot_dir(snapshot_dir)
 
         # Work on copies of the label -> id maps; the vocabularies are only touched in the commit below.
         entity_ids = self.entities.to_dict()
@@ -451,6 +488,7 @@ class GrowingKG:
             report.known_skipped[name] = skipped
             report.unseen_excluded[name] = excluded
 
+        removed_rows = self._removals(raw, entity_ids, relation_ids, report)
         tensors = {name: _as_tensor(kept[name]) for name in SPLITS}
         num_entities = max(trained_entities, default=-1) + 1
         num_relations = max(trained_relations, default=-1) + 1
@@ -462,6 +500,7 @@ class GrowingKG:
             self.relations.add(label)
         self._trained_entities = trained_entities
         self._trained_relations = trained_relations
+        known.difference_update(_fact_key(h, r, t) for h, r, t in removed_rows)
         for name in SPLITS:
             known.update(_fact_key(h, r, t) for h, r, t in kept[name])
         snapshot = Snapshot(
@@ -473,6 +512,7 @@ class GrowingKG:
             num_relations=num_relations,
             content_hash=raw.content_hash,
             report=report,
+            removed=_as_tensor(removed_rows),
         )
         self.snapshots.append(snapshot)
 
@@ -503,6 +543,38 @@ class GrowingKG:
         )
         return snapshot
 
+    def _removals(
+        self,
+        raw: RawSnapshot,
+        entity_ids: dict[str, int],
+        relation_ids: dict[str, int],
+        report: IngestReport,
+    ) -> list[tuple[int, int, int]]:
+        """The known facts ``raw`` retracts, as ids; unknown ones are problems (``removed.txt``) or counted."""
+        rows: list[tuple[int, int, int]] = []
+        problems: list[Problem] = []
+        report.source = dict(raw.counts)
+        for i, (h_label, r_label, t_label) in enumerate(raw.removed):
+            h, r, t = entity_ids.get(h_label), relation_ids.get(r_label), entity_ids.get(t_label)
+            if h is not None and r is not None and t is not None and _fact_key(h, r, t) in self._known:
+                rows.append((h, r, t))
+            elif raw.removed_at is not None:
+                where, line = raw.removed_at[i]
+                problems.append(
+                    Problem(
+                        where,
+                        line,
+                        "removed fact is not a known fact of an earlier snapshot (never added, excluded as unseen, "
+                        "or already removed); check its labels or drop the line",
+                    )
+                )
+            else:
+                report.unknown_removed += 1
+        if problems:
+            raise SnapshotError(problems)
+        report.retracted = len(rows)
+        return rows
+
     @classmethod
     def load(
         cls,
@@ -511,39 +583,31 @@ class GrowingKG:
         upto: int | None = None,
         entities: Vocabulary | None = None,
         relations: Vocabulary | None = None,
+        format: str = "auto",
     ) -> GrowingKG:
         """Ingest snapshots ``0..upto`` (all if ``None``) of ``dataset_dir`` in order, and the optional
         ``entity_names.tsv``/``relation_names.tsv``.
+
+        ``format`` (:mod:`evergraph.kg.engine.sources`): ``auto`` (default: ``source.json``, else what the folder
+        holds), ``lkge`` (numbered snapshot folders) or ``dumps`` (a folder of full exports, diffed).
 
         ``entities``/``relations`` (e.g. from :meth:`load_vocabularies`) are copied, never mutated, so a
         failed load leaves them as they were; read the grown ones from the result. Errors: any
         :class:`SnapshotError` of the layout, the name files or a snapshot; ``upto`` beyond the last snapshot.
         """
-        root = Path(dataset_dir)
-        dirs = list_snapshot_dirs(root)
-        if upto is not None:
-            if not 0 <= upto < len(dirs):
-                raise SnapshotError(
-                    [
-                        Problem(
-                            str(root),
-                            0,
-                            f"asked for snapshots up to {upto}; the dataset has 0..{len(dirs) - 1}",
-                        )
-                    ],
-                    hint="choose an existing snapshot",
-                )
-            dirs = dirs[: upto + 1]
-        entity_names = read_names(root / ENTITY_NAMES_FILE) if (root / ENTITY_NAMES_FILE).exists() else {}
-        relation_names = read_names(root / RELATION_NAMES_FILE) if (root / RELATION_NAMES_FILE).exists() else {}
+        from evergraph.kg.engine.sources import open_source  # the sources build on this module's readers
+
+        source = open_source(dataset_dir, format=format)
+        items = source.snapshots(upto=upto)  # a dumps folder is read and validated whole here
+        entity_names, relation_names = source.names()
         kg = cls(
             entities.copy() if entities is not None else None,
             relations.copy() if relations is not None else None,
         )
         kg.entity_names = entity_names
         kg.relation_names = relation_names
-        for i, path in enumerate(dirs):
-            kg.ingest(path, index=i)
+        for i, item in enumerate(items):
+            kg.ingest(item, index=i)
         return kg
 
     # ----------------------------------------------------------------------------------------- facts
@@ -554,23 +618,39 @@ class GrowingKG:
             raise IndexError(f"no snapshot {upto}: ingested snapshots are {have}")
 
     def train_facts(self, upto: int) -> torch.Tensor:
-        """The train facts of snapshots ``0..upto`` as ``LongTensor[n, 3]`` (cached; do not modify it)."""
+        """The train facts of snapshots ``0..upto`` still known after ``upto`` (retracted ones left out) as
+        ``LongTensor[n, 3]`` (cached; do not modify it)."""
         self._check_upto(upto)
         cached = self._train_cache.get(upto)
         if cached is None:
-            cached = torch.cat([s.train for s in self.snapshots[: upto + 1]])
+            parts = [retained(self.snapshots, index=j, upto=upto, split="train") for j in range(upto + 1)]
+            cached = torch.cat(parts)
             self._train_cache[upto] = cached
         return cached
 
     def known_facts(self, upto: int) -> torch.Tensor:
         """All facts (train, valid, test) of snapshots ``0..upto`` as ``LongTensor[n, 3]`` (cached; do not
-        modify it). This is the filter set of filtered evaluation at snapshot ``upto``."""
+        modify it), without the facts retracted up to ``upto``. This is the filter set of filtered evaluation at
+        snapshot ``upto``."""
         self._check_upto(upto)
         cached = self._known_cache.get(upto)
         if cached is None:
-            cached = torch.cat([s.facts for s in self.snapshots[: upto + 1]])
+            cached = torch.cat([retained(self.snapshots, index=j, upto=upto) for j in range(upto + 1)])
             self._known_cache[upto] = cached
         return cached
+
+    def retracted_facts(self, upto: int) -> torch.Tensor:
+        """The facts retracted by snapshots ``0..upto`` and not added again since (``LongTensor[n, 3]``)."""
+        self._check_upto(upto)
+        return retracted_facts(self.snapshots, upto=upto)
+
+    def retired_entities(self, upto: int) -> torch.Tensor:
+        """Entity ids of snapshot ``upto`` without any known fact left (all of their facts were retracted): they
+        keep their ids (append-only) but are not linked, predicted or offered as similar (``LongTensor``)."""
+        counts = torch.bincount(
+            self.known_facts(upto)[:, [0, 2]].reshape(-1), minlength=self.snapshots[upto].num_entities
+        )
+        return (counts == 0).nonzero().flatten()
 
     # ----------------------------------------------------------------------------------- vocabularies
 
@@ -600,15 +680,15 @@ _SHARED_LOCK = threading.Lock()
 _SHARED_MAX = 4
 
 
-def _files_signature(root: Path, upto: int | None) -> tuple[object, ...]:
+def _files_signature(root: Path, upto: int | None, format: str = "auto") -> tuple[object, ...]:
     """What a load of ``root`` up to ``upto`` reads: every split and name file's path, inode, size and times."""
-    dirs = list_snapshot_dirs(root)
-    if upto is not None:
-        dirs = dirs[: upto + 1]
-    upto = len(dirs) - 1  # "all" and "up to the last" are the same load
-    files = [d / f"{name}.txt" for d in dirs for name in SPLITS]
-    files += [root / ENTITY_NAMES_FILE, root / RELATION_NAMES_FILE]
-    signature: list[object] = [str(root.resolve()), upto]
+    from evergraph.kg.engine.sources import SOURCE_FILE, open_source
+
+    source = open_source(root, format=format)
+    files = [*source.files(upto=upto), root / SOURCE_FILE]
+    count = source.count()
+    upto = count - 1 if upto is None else upto  # "all" and "up to the last" are the same load
+    signature: list[object] = [str(root.resolve()), upto, format]
     for file in files:
         try:
             stat = file.stat()
@@ -618,7 +698,7 @@ def _files_signature(root: Path, upto: int | None) -> tuple[object, ...]:
     return tuple(signature)
 
 
-def load_shared(dataset_dir: str | os.PathLike[str], *, upto: int | None = None) -> GrowingKG:
+def load_shared(dataset_dir: str | os.PathLike[str], *, upto: int | None = None, format: str = "auto") -> GrowingKG:
     """:meth:`GrowingKG.load` of ``dataset_dir`` up to ``upto`` (all if ``None``), shared by the readers of one
     process: the pipeline's train, evaluate and bundle steps read the same snapshots, so they are ingested once.
 
@@ -627,12 +707,12 @@ def load_shared(dataset_dir: str | os.PathLike[str], *, upto: int | None = None)
     4 loads are kept. Treat the result as read-only: never ingest into it.
     """
     root = Path(dataset_dir)
-    key = _files_signature(root, upto)
+    key = _files_signature(root, upto, format)
     upto = cast(int, key[1])
     with _SHARED_LOCK:  # one load at a time: a second reader of the same data waits for the first
         kg = _SHARED_LOADS.get(key)
         if kg is None:
-            kg = GrowingKG.load(root, upto=upto)
+            kg = GrowingKG.load(root, upto=upto, format=format)
             _SHARED_LOADS[key] = kg
             while len(_SHARED_LOADS) > _SHARED_MAX:
                 _SHARED_LOADS.popitem(last=False)
