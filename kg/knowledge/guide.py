@@ -21,7 +21,8 @@
 3. **Inferred facts**: each (anchor, asked relation) pair is asked in both directions through the bundle's FAISS
    index (:func:`evergraph.kg.knowledge.inference.infer`: known answers excluded, so a known fact is never repeated);
    answers with a calibrated confidence of at least ``min_confidence`` are kept, the best ``max_inferred`` by
-   ``s_a * score(r) * confidence``.
+   ``s_a * score(r) * confidence``. An answer whose type does not fit the relation's domain and range as the
+   known facts show them is never offered (``infer(..., typed=True)``, :mod:`evergraph.kg.knowledge.types`).
 4. **Context**: each fact becomes a sentence from the name files ("Jeremy Irons — place of birth: Cowes."),
    numbered for citation (``[1]``), marked known (with its snapshot) or inferred (with its confidence), under a
    header naming the model version and snapshot. Facts are added by priority while the context stays within
@@ -337,6 +338,7 @@ class Guide:
             [a.id for a, _ in queries],
             [r for _, r in queries],
             k=cfg.predictions_per_query,
+            typed=True,  # never offer an answer whose type the relation has never taken (issue 10)
         )
         best: dict[tuple[int, int, int], tuple[float, float]] = {}  # triple -> (priority, confidence)
         for (anchor, relation), found in zip(queries, answers, strict=True):
