@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from evergraph.kg.knowledge.types import role_types
 from evergraph.kg.store.calibration import filtered_top_k, roles
 
 if TYPE_CHECKING:
@@ -23,6 +24,29 @@ if TYPE_CHECKING:
 __all__ = ["Inferred", "infer"]
 
 _GPU_MAX_K = 2048
+_TYPED_POOL = 5  # typed inference looks at this many times k candidates before dropping the misfits
+
+
+def _typed(
+    bundle: Bundle,
+    entities: torch.Tensor,
+    relations: torch.Tensor,
+    scores: torch.Tensor,
+    ids: torch.Tensor,
+    *,
+    k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best ``k`` candidates of each row that fit the range of its relation, none when the query entity does
+    not fit its domain (:mod:`evergraph.kg.knowledge.types`)."""
+    types = role_types(bundle.facts)
+    fits = types.fits(ids, relations.unsqueeze(1)) & (ids >= 0) & types.fits(entities, relations ^ 1).unsqueeze(1)
+    out_scores = torch.full((len(ids), k), float("-inf"))
+    out_ids = torch.full((len(ids), k), -1, dtype=torch.long)
+    for i in range(len(ids)):
+        keep = fits[i].nonzero().flatten()[:k]
+        out_scores[i, : len(keep)] = scores[i, keep]
+        out_ids[i, : len(keep)] = ids[i, keep]
+    return out_scores, out_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +70,15 @@ class Inferred:
 
 
 @torch.no_grad()
-def infer(bundle: Bundle, entities: list[int], relations: list[int], *, k: int = 10) -> list[list[Inferred]]:
+def infer(
+    bundle: Bundle, entities: list[int], relations: list[int], *, k: int = 10, typed: bool = False
+) -> list[list[Inferred]]:
     """The top ``k`` (default 10) new answers of each query ``(entities[i], relations[i], ?)``, best first.
 
     Relations are model ids (see the module docstring). Returns one list per query (shorter when the graph has
-    fewer than ``k`` candidates left).
+    fewer than ``k`` candidates left). ``typed=True`` (default ``False``) drops answers that do not fit the
+    relation's range as the known facts show it, from a pool of ``5 * k`` candidates, and answers nothing when the
+    query entity does not fit the relation's domain (:mod:`evergraph.kg.knowledge.types`).
     """
     if not entities:
         return []
@@ -59,18 +87,21 @@ def infer(bundle: Bundle, entities: list[int], relations: list[int], *, k: int =
     e = torch.tensor(entities, dtype=torch.long)
     r = torch.tensor(relations, dtype=torch.long)
     known = [bundle.facts.answers(a, b) for a, b in zip(entities, relations, strict=True)]
-    wanted = min(k + max(len(x) for x in known) + 1, bundle.model.num_entities)
+    pool = k * _TYPED_POOL if typed else k
+    wanted = min(pool + max(len(x) for x in known) + 1, bundle.model.num_entities)
     if bundle.index.on_gpu and wanted > _GPU_MAX_K:
-        scores, ids = filtered_top_k(bundle.model, bundle.facts, e, r, k=k)  # beyond FAISS-GPU's k: exact
+        scores, ids = filtered_top_k(bundle.model, bundle.facts, e, r, k=pool)  # beyond FAISS-GPU's k: exact
     else:
         raw_scores, raw_ids = bundle.index.predict_tails(bundle.model, e, r, k=wanted)
-        scores = torch.full((len(entities), k), float("-inf"))
-        ids = torch.full((len(entities), k), -1, dtype=torch.long)
+        scores = torch.full((len(entities), pool), float("-inf"))
+        ids = torch.full((len(entities), pool), -1, dtype=torch.long)
         for i, (entity, answers) in enumerate(zip(entities, known, strict=True)):
             drop = torch.isin(raw_ids[i], answers) | (raw_ids[i] == entity) | (raw_ids[i] < 0)
-            keep = (~drop).nonzero().flatten()[:k]
+            keep = (~drop).nonzero().flatten()[:pool]
             scores[i, : len(keep)] = raw_scores[i, keep]
             ids[i, : len(keep)] = raw_ids[i, keep]
+    if typed:
+        scores, ids = _typed(bundle, e, r, scores, ids, k=k)
     confidence = bundle.calibration.confidence(scores, *roles(bundle.facts, e, r, ids))
     results: list[list[Inferred]] = []
     for i in range(len(entities)):
