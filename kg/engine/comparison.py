@@ -24,6 +24,7 @@ import torch
 from evergraph.kg.engine.evaluation import RankingMetrics, filtered_ranks
 from evergraph.kg.engine.ingest import GrowingKG
 from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.engine.snapshot import retained
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ def compare_on_earlier_test_sets(
     champion_mrr: dict[int, float] = {}
     queries = 0
     for j in test_sets:
-        triples = _scoreable(kg.snapshots[j].test, champion)
+        # retracted facts left the known facts (kg.known_facts) and leave the test sets too
+        triples = _scoreable(retained(kg.snapshots, index=j, upto=snapshot, split="test"), champion)
         if triples.shape[0] == 0:
             continue
         if max_triples is not None and triples.shape[0] > max_triples:

@@ -49,6 +49,21 @@ class TrainConfig(_Config):
     eval_block_size: int = Field(2048, gt=0, description="queries scored at once during evaluation")
 
 
+class UnlearningConfig(_Config):
+    """Unlearning retracted facts (:mod:`evergraph.kg.engine.unlearning`), run when a snapshot retracts facts."""
+
+    enabled: bool = Field(True, description="unlearn retracted facts (False: only stop training on them)")
+    steps: int = Field(100, gt=0, description="full-batch Adam steps of the unlearning phase")
+    lr: float = Field(1e-2, gt=0, description="Adam learning rate of the unlearning phase")
+    retain_samples: int = Field(
+        20000, gt=0, description="retained facts around the affected entities kept at the frozen copy's distances"
+    )
+    negatives: int = Field(2, ge=0, description="corrupted versions of each retained fact also kept at its distances")
+    unseen_samples: int = Field(
+        20000, gt=0, description="held-out (validation) facts whose distances give the targets of retracted facts"
+    )
+
+
 class LKGEConfig(_Config):
     """The LKGE strategy (Cui et al., AAAI 2023): masked autoencoder, transfer and regularisation."""
 
@@ -67,6 +82,10 @@ class LKGEConfig(_Config):
     )
     mae_neighbours: int = Field(8, gt=0, description="neighbours sampled (with replacement) per entity per step")
     transfer_rounds: int = Field(3, ge=1, description="hops new entities may be reached through other new ones")
+    unlearning: UnlearningConfig = Field(
+        default_factory=lambda: UnlearningConfig(),
+        description="what the strategy does when a snapshot retracts facts it trained on",
+    )
 
 
 class RunConfig(_Config):
@@ -84,4 +103,6 @@ class RunConfig(_Config):
         data["train"].pop("device")
         if self.strategy != "lkge":  # LKGE's options do not touch the other strategies
             data.pop("lkge")
+        elif self.lkge.unlearning == UnlearningConfig():  # runs made before unlearning existed keep their checksum
+            data["lkge"].pop("unlearning")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

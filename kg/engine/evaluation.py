@@ -14,7 +14,8 @@ candidate scoring NaN never outranks the answer, and an answer scoring NaN is ra
 with a number and tied with every other NaN candidate.
 
 Two protocols (:data:`PROTOCOLS`) say which entities and which known facts apply when the test set of
-snapshot ``j`` is evaluated after training on snapshot ``i >= j``; see :class:`EvalProtocol`.
+snapshot ``j`` is evaluated after training on snapshot ``i >= j``; see :class:`EvalProtocol`. Under both, a fact
+retracted by a snapshot ``<= i`` is dropped from every test set and from every filter (it is no longer known).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evergraph.kg.engine.snapshot import Snapshot
+from evergraph.kg.engine.snapshot import Snapshot, retained
 from evergraph.kg.errors import UnknownComponentError
 
 logger = logging.getLogger(__name__)
@@ -411,7 +412,9 @@ class _Evaluator:
         key = (filter_upto, num_candidates)
         if key not in self._indexes:
             prefix = self.snapshots[: filter_upto + 1]
-            known = torch.cat([s.facts.reshape(-1, 3).long().cpu() for s in prefix])
+            # facts retracted up to the evaluated snapshot are no longer known: they leave the filter
+            parts = [retained(self.snapshots, index=j, upto=self.upto) for j in range(len(prefix))]
+            known = torch.cat([part.reshape(-1, 3).long().cpu() for part in parts])
             num_relations = max(s.num_relations for s in prefix)
             self._indexes[key] = _FilterIndex(known=known, num_candidates=num_candidates, num_relations=num_relations)
         return self._indexes[key]
@@ -419,7 +422,8 @@ class _Evaluator:
     def evaluate(self, target: int) -> RankingMetrics:
         if not 0 <= target <= self.upto:
             raise ValueError(f"target={target} must lie in 0..upto={self.upto} (a test set already seen)")
-        triples: torch.Tensor = getattr(self.snapshots[target], self.split)
+        # a retracted fact leaves every test set from the snapshot that retracts it on
+        triples = retained(self.snapshots, index=target, upto=self.upto, split=self.split)
         if triples.numel() == 0:
             return RankingMetrics.from_ranks(torch.empty(0))
         num_candidates = self.snapshots[self.protocol.candidates_at(self.upto, target)].num_entities

@@ -214,6 +214,8 @@ class LifelongRun:
             "ingest": snap.report.to_dict(),
             **({"transfer": ctx.info["transfer"]} if "transfer" in ctx.info else {}),
             "stream": table["stream"],
+            **({"unlearning": ctx.info["unlearning"]} if "unlearning" in ctx.info else {}),
+            **({"retracted": int(snap.removed.shape[0])} if len(snap.removed) else {}),
             "per_test_set": table["per_test_set"],
             "history": outcome.history,
         }

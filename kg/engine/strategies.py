@@ -17,7 +17,8 @@ from evergraph.kg.engine.autoencoder import (
 from evergraph.kg.engine.config import RunConfig
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.resolver import Registry
-from evergraph.kg.engine.snapshot import Snapshot
+from evergraph.kg.engine.snapshot import Snapshot, retained
+from evergraph.kg.engine.unlearning import trained_removals, unlearn
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ class SnapshotSource(Protocol):
     snapshots: list[Snapshot]
 
     def train_facts(self, upto: int) -> torch.Tensor: ...
+
+    def retired_entities(self, upto: int) -> torch.Tensor: ...
 
 
 @dataclass
@@ -151,6 +154,8 @@ class LKGE(Strategy):
     def prepare(self, model: KGEModel | None, ctx: SnapshotContext) -> KGEModel:
         cfg = self.config.lkge
         snap = ctx.snapshot
+        if model is not None:
+            self._unlearn(model, ctx)  # before transfer: new entities must not inherit retracted knowledge
         if model is None:
             model = self.new_model(ctx)
         elif cfg.transfer:
@@ -175,6 +180,46 @@ class LKGE(Strategy):
             ew, rw = self.entity_weight.to(ctx.device), self.relation_weight.to(ctx.device)
             self._reg = (ew / ew[ew > 0].mean().clamp(min=1e-12), rw / rw[rw > 0].mean().clamp(min=1e-12))
         return model
+
+    def _unlearn(self, model: KGEModel, ctx: SnapshotContext) -> None:
+        """Forget the facts this snapshot retracts (:mod:`evergraph.kg.engine.unlearning`) and stop counting them
+        as learned, so the regulariser holds the embeddings where unlearning left them."""
+        cfg = self.config.lkge.unlearning
+        snap = ctx.snapshot
+        if ctx.index == 0 or not len(snap.removed) or not cfg.enabled:
+            return
+        kg = ctx.kg
+        n, m = model.num_entities, model.num_relations
+        forget = trained_removals(snap.removed, kg.train_facts(ctx.index - 1))
+        retired = kg.retired_entities(ctx.index)  # newly retired only: earlier ones were reset when they retired
+        retired = retired[(retired < n) & ~torch.isin(retired, kg.retired_entities(ctx.index - 1))]
+        retain = kg.train_facts(ctx.index)
+        retain = retain[(retain[:, 0] < n) & (retain[:, 2] < n) & (retain[:, 1] < m)]
+        unseen = torch.cat([retained(kg.snapshots, index=j, upto=ctx.index, split="valid") for j in range(ctx.index)])
+        unseen = unseen[torch.randperm(len(unseen), generator=ctx.generator)[: cfg.unseen_samples]]
+        outcome = unlearn(
+            model=model,
+            forget=forget,
+            retain=retain,
+            unseen=unseen,
+            retired=retired,
+            steps=cfg.steps,
+            lr=cfg.lr,
+            retain_samples=cfg.retain_samples,
+            negatives=cfg.negatives,
+            generator=ctx.generator,
+        )
+        ctx.info["unlearning"] = outcome.to_dict()
+        with torch.no_grad():
+            self.old_entity = model.entity.detach().clone()
+            self.old_relation = model.relation.detach().clone()
+            if self.entity_weight is not None and self.relation_weight is not None and len(forget):
+                ent = torch.bincount(forget[:, [0, 2]].reshape(-1), minlength=len(self.entity_weight)).float()
+                rel = torch.bincount(forget[:, 1], minlength=len(self.relation_weight) // 2).float()
+                self.entity_weight = (self.entity_weight - ent[: len(self.entity_weight)]).clamp_min(0)
+                self.relation_weight = (self.relation_weight - rel.repeat_interleave(2)).clamp_min(0)
+            if self.entity_weight is not None and len(retired):
+                self.entity_weight[retired.cpu()] = 0
 
     def extra_loss(self, model: KGEModel, batch: torch.Tensor, ctx: SnapshotContext) -> torch.Tensor | None:
         cfg = self.config.lkge

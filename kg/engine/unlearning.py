@@ -1,0 +1,154 @@
+"""Unlearning retracted facts (the E2URec idea, Wang et al. 2024, carried over to KG embeddings).
+
+After a retraction the model should not remember the retracted facts better than a model that never saw them,
+while keeping everything else. Retraining on the retained facts (the ``retrain`` strategy) is exact but costs a
+full training run; :func:`unlearn` is a short phase on the affected rows only:
+
+- **forget**: each retracted fact the model trained on is pushed away until its distance reaches the distance a
+  *never seen* true fact gets. The frozen model's distances on held-out facts (validation facts it never trained
+  on) give that distribution; the retracted facts are matched to it quantile by quantile (the fact the model knew
+  best gets the smallest target), and only a fact closer than its target is moved (a one-sided hinge), so nothing
+  is pushed far below what an unseen fact gets.
+- **remember**: a frozen copy of the model is the teacher on the retained facts around the affected entities:
+  their distances, and those of corrupted versions of them, are kept where the teacher had them.
+- **retire**: an entity whose facts are all retracted gets fresh random embeddings, the state a model that never
+  saw it would give it.
+
+Cost: ``steps`` full-batch Adam steps over the retracted facts and a sample of ``retain`` neighbouring facts.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+
+from evergraph.kg.engine.model import KGEModel, doubled_triples
+from evergraph.kg.engine.snapshot import fact_keys
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["UnlearningOutcome", "unlearn"]
+
+
+@dataclass(frozen=True)
+class UnlearningOutcome:
+    """What one unlearning phase did (kept in the snapshot's metrics under ``unlearning``)."""
+
+    forgotten: int
+    retired: int
+    retained_sampled: int
+    steps: int
+    seconds: float
+    forget_distance_before: float
+    forget_distance_after: float
+    target_distance: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "forgotten": self.forgotten,
+            "retired": self.retired,
+            "retained_sampled": self.retained_sampled,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "forget_distance_before": round(self.forget_distance_before, 4),
+            "forget_distance_after": round(self.forget_distance_after, 4),
+            "target_distance": round(self.target_distance, 4),
+        }
+
+
+def _sample(rows: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    if rows.shape[0] <= n:
+        return rows
+    return rows[torch.randperm(rows.shape[0], generator=generator)[:n]]
+
+
+@torch.no_grad()
+def _targets(teacher: KGEModel, forget: torch.Tensor, unseen: torch.Tensor) -> torch.Tensor:
+    """Per retracted (model-id) triple, the distance an unseen fact at the same quantile gets."""
+    before = teacher.distance(forget)
+    reference = torch.sort(teacher.distance(unseen)).values
+    order = torch.argsort(before)
+    quantiles = (torch.arange(len(forget), dtype=torch.float64) + 0.5) / max(len(forget), 1)
+    positions = (quantiles * len(reference)).long().clamp(max=len(reference) - 1)
+    targets = torch.empty_like(before)
+    targets[order] = reference[positions].to(before)
+    return targets
+
+
+def unlearn(
+    *,
+    model: KGEModel,
+    forget: torch.Tensor,
+    retain: torch.Tensor,
+    unseen: torch.Tensor,
+    retired: torch.Tensor,
+    steps: int,
+    lr: float,
+    retain_samples: int,
+    negatives: int,
+    generator: torch.Generator,
+) -> UnlearningOutcome:
+    """Make ``model`` (in place) forget ``forget`` (base-id facts it trained on, now retracted) and the entities
+    ``retired``, keeping the retained facts ``retain`` (base ids) as a frozen copy of itself scored them.
+    ``unseen`` are true facts it never trained on (validation facts), whose distances are the forget targets."""
+    started = time.perf_counter()
+    device = model.entity.device
+    retired = retired.to(device)
+    if len(retired):
+        with torch.no_grad():
+            model.entity.data[retired] = model.random_entities(len(retired), generator=generator).to(model.entity)
+    if len(forget) and len(retired):  # facts of retired entities are forgotten with the entity
+        touches = torch.isin(forget[:, 0], retired.cpu()) | torch.isin(forget[:, 2], retired.cpu())
+        forget = forget[~touches]
+    if not len(forget) or not len(unseen):
+        seconds = time.perf_counter() - started
+        return UnlearningOutcome(0, len(retired), 0, 0, seconds, 0.0, 0.0, 0.0)
+    forget_m = doubled_triples(forget).to(device)
+    teacher = copy.deepcopy(model).requires_grad_(False)
+    targets = _targets(teacher, forget_m, doubled_triples(unseen).to(device))
+    # the retained facts around the affected entities, and corrupted versions of them, keep the teacher's distances
+    affected = torch.unique(torch.cat([forget[:, 0], forget[:, 2]]))
+    near = torch.isin(retain[:, 0], affected) | torch.isin(retain[:, 2], affected)
+    kept = _sample(retain[near], retain_samples, generator)
+    kept_m = doubled_triples(kept).to(device) if len(kept) else torch.empty((0, 3), dtype=torch.long, device=device)
+    corrupt = kept_m.repeat(negatives, 1)
+    if len(corrupt):
+        corrupt[:, 2] = torch.randint(model.num_entities, (len(corrupt),), generator=generator).to(device)
+    anchors = torch.cat([kept_m, corrupt])
+    with torch.no_grad():
+        anchor_targets = teacher.distance(anchors) if len(anchors) else torch.empty(0, device=device)
+        before = float(model.distance(forget_m).mean())
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        gap = (targets - model.distance(forget_m)).clamp_min(0)
+        loss = gap.pow(2).mean()
+        if len(anchors):
+            loss = loss + (model.distance(anchors) - anchor_targets).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = float(model.distance(forget_m).mean())
+    outcome = UnlearningOutcome(
+        forgotten=len(forget),
+        retired=len(retired),
+        retained_sampled=len(kept),
+        steps=steps,
+        seconds=time.perf_counter() - started,
+        forget_distance_before=before,
+        forget_distance_after=after,
+        target_distance=float(targets.mean()),
+    )
+    logger.info("unlearning: %s", outcome.to_dict())
+    return outcome
+
+
+def trained_removals(removed: torch.Tensor, trained: torch.Tensor) -> torch.Tensor:
+    """The retracted facts ``removed`` the model trained on (in ``trained``); others need no unlearning."""
+    if not len(removed) or not len(trained):
+        return removed[:0]
+    return removed[torch.isin(fact_keys(removed), fact_keys(trained))]
