@@ -70,6 +70,15 @@ class Inferred:
 
 
 @torch.no_grad()
+def _withheld(bundle: Bundle, entity: int, relation: int, known: torch.Tensor) -> torch.Tensor:
+    """The answers never offered for a query: known ones, retracted ones and retired entities (a retraction is a
+    human decision: the model may still rank a retracted fact high, it is not offered)."""
+    retracted = bundle.retracted_answers(entity, relation)
+    if not len(retracted) and not len(bundle.retired):
+        return known
+    return torch.cat([known, retracted, bundle.retired])
+
+
 def infer(
     bundle: Bundle, entities: list[int], relations: list[int], *, k: int = 10, typed: bool = False
 ) -> list[list[Inferred]]:
@@ -88,10 +97,14 @@ def infer(
     r = torch.tensor(relations, dtype=torch.long)
     known = [bundle.facts.answers(a, b) for a, b in zip(entities, relations, strict=True)]
     pool = k * _TYPED_POOL if typed else k
+    known = [_withheld(bundle, a, b, x) for a, b, x in zip(entities, relations, known, strict=True)]
     wanted = min(pool + max(len(x) for x in known) + 1, bundle.model.num_entities)
     if bundle.index.on_gpu and wanted > _GPU_MAX_K:
         scores, ids = filtered_top_k(bundle.model, bundle.facts, e, r, k=pool)  # beyond FAISS-GPU's k: exact
     else:
+        for i, withheld in enumerate(known):  # filtered_top_k drops known facts; retracted/retired too
+            drop = torch.isin(ids[i], withheld)
+            ids[i, drop], scores[i, drop] = -1, float("-inf")
         raw_scores, raw_ids = bundle.index.predict_tails(bundle.model, e, r, k=wanted)
         scores = torch.full((len(entities), pool), float("-inf"))
         ids = torch.full((len(entities), pool), -1, dtype=torch.long)
@@ -106,6 +119,9 @@ def infer(
     results: list[list[Inferred]] = []
     for i in range(len(entities)):
         row = [
+        if len(bundle.retired) and bundle.is_retired(entities[i]):
+            results.append([])  # a retired entity is not predicted
+            continue
             Inferred(entities[i], relations[i], int(a), float(s), float(c))
             for a, s, c in zip(ids[i].tolist(), scores[i].tolist(), confidence[i].tolist(), strict=True)
             if a >= 0

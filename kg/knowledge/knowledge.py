@@ -261,11 +261,13 @@ class Knowledge:
             message = self._missing(entity, suggestions=self._suggest(entity))
             return SimilarResult(query=entity, found=False, message=message, version=self.version)
         vector = self.bundle.model.entity.detach()[ref.id : ref.id + 1]
-        scores, ids = self.bundle.index.search(vector, k=k + 1)
+        retired = set(self.bundle.retired.tolist())  # entities whose facts were all retracted are not offered
+        wanted = min(k + 1 + len(retired), self.bundle.model.num_entities)
+        scores, ids = self.bundle.index.search(vector, k=wanted)
         neighbours = [
             Neighbour(entity=self._guide.entity_ref(i), distance=round(-s, 6))
             for s, i in zip(scores[0].tolist(), ids[0].tolist(), strict=True)
-            if i >= 0 and i != ref.id
+            if i >= 0 and i != ref.id and i not in retired
         ][:k]
         return SimilarResult(query=entity, found=True, entity=ref, neighbours=neighbours, version=self.version)
 

@@ -15,6 +15,8 @@ Bundle layout (written by :func:`evergraph.kg.store.bundle_writer.write_bundle`)
                                  ``(head, relation, tail, snapshot)`` (validation and test facts stay held out)
     BUNDLE/calibration.json      confidence calibration of inferred facts, fitted on the validation facts of
                                  snapshots 0..N (:mod:`evergraph.kg.store.calibration`)
+    BUNDLE/retracted.pt          facts retracted up to snapshot N, ``LongTensor[n, 3]``: never cited, never inferred
+    BUNDLE/retired.pt            entity ids whose facts were all retracted: not linked, predicted or similar
     BUNDLE/metrics.json          the snapshot's entry of the run's metrics.json (+ strategy, model, protocol)
     BUNDLE/manifest.json         format, version, snapshot, interaction, dim, sizes, content_hash, created, extra,
                                  and the SHA-256 of every other file; written last
@@ -72,6 +74,8 @@ INDEX_SIDECAR = "index.faiss.json"
 METRICS = "metrics.json"
 FACTS = "facts.pt"
 CALIBRATION = "calibration.json"
+RETRACTED = "retracted.pt"
+RETIRED = "retired.pt"
 REQUIRED_FILES = (WEIGHTS, ENTITIES, RELATIONS, INDEX, INDEX_SIDECAR, METRICS, FACTS, CALIBRATION)
 """Files every bundle has (the name files are optional)."""
 
@@ -141,6 +145,20 @@ class Bundle:
     calibration: Calibration
     entity_names: dict[str, str] = field(default_factory=dict)
     relation_names: dict[str, str] = field(default_factory=dict)
+    retracted: FactTable | None = None
+    """Facts retracted up to the bundled snapshot (as a table for lookups); ``None`` when nothing was retracted."""
+    retired: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    """Entity ids whose facts were all retracted (sorted): kept for their ids, never linked, predicted or similar."""
+
+    def is_retired(self, entity: int) -> bool:
+        """Whether ``entity`` is retired (every fact about it was retracted)."""
+        return bool(len(self.retired)) and bool(torch.isin(torch.tensor([entity]), self.retired).item())
+
+    def retracted_answers(self, entity: int, relation: int) -> torch.Tensor:
+        """Answers of ``(entity, model relation, ?)`` that were retracted (empty when none)."""
+        if self.retracted is None:
+            return torch.empty(0, dtype=torch.long)
+        return self.retracted.answers(entity, relation)
 
     @property
     def version(self) -> str:
@@ -229,8 +247,11 @@ class Bundle:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise BundleError(f"{path / CALIBRATION} is not a calibration ({error}); write the bundle again") from None
+        retracted, retired = _retractions(path, files=manifest["files"], model=model)
         bundle = cls(
             path=path,
+            retracted=retracted,
+            retired=retired,
             manifest=manifest,
             model=model,
             entities=entities,
@@ -243,6 +264,22 @@ class Bundle:
         )
         logger.info("loaded %r", bundle)
         return bundle
+
+
+def _retractions(path: Path, *, files: dict[str, Any], model: KGEModel) -> tuple[FactTable | None, torch.Tensor]:
+    """The optional retracted facts and retired entities (bundles written before retraction have neither)."""
+    retracted, retired = None, torch.empty(0, dtype=torch.long)
+    try:
+        if RETRACTED in files:
+            rows = torch.load(path / RETRACTED, map_location="cpu", weights_only=True).long().reshape(-1, 3)
+            if len(rows):
+                rows = torch.cat([rows, torch.zeros((len(rows), 1), dtype=torch.long)], dim=1)
+                retracted = FactTable(rows, num_entities=model.num_entities, num_relations=model.num_relations)
+        if RETIRED in files:
+            retired = torch.sort(torch.load(path / RETIRED, map_location="cpu", weights_only=True).long()).values
+    except Exception as error:  # unreadable or inconsistent: the same problem to the user
+        raise BundleError(f"{path}: the retracted facts cannot be used ({error}); write the bundle again") from None
+    return retracted, retired
 
 
 def read_pointer(pointer: Path | str) -> dict[str, Any] | None:

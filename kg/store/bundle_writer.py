@@ -21,9 +21,10 @@ import torch
 from evergraph.kg.engine.ingest import GrowingKG, load_shared, read_names
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.run_files import RunPaths, find_entry, load_model_checkpoint
+from evergraph.kg.engine.snapshot import retained
 from evergraph.kg.engine.vocab import Vocabulary
 from evergraph.kg.errors import BundleError, SnapshotError
-from evergraph.kg.engine.atomic import save_torch, sha256_file, write_json
+from evergraph.kg.engine.atomic import save_torch, sha256_file, write_json, write_text
 from evergraph.kg.store.bundle import (
     _WEIGHT_KEYS,
     BUNDLE_FORMAT,
@@ -37,6 +38,8 @@ from evergraph.kg.store.bundle import (
     METRICS,
     RELATION_NAMES,
     RELATIONS,
+    RETIRED,
+    RETRACTED,
     WEIGHTS,
     _read_json,
     _verify,
@@ -193,7 +196,7 @@ def write_bundle(
             )
     index = _snapshot_index(run_dir, snapshot, model)
     data = Path(config["data"]) if config.get("data") else None
-    facts, calibration = _facts_and_calibration(
+    facts, calibration, kg = _facts_and_calibration(
         run_dir=run_dir, data=data, snapshot=snapshot, metrics=metrics, model=model, vocabularies=vocabularies
     )
 
@@ -205,12 +208,17 @@ def write_bundle(
         for name, vocab in vocabularies.items():
             Vocabulary(vocab.labels[: sizes[name]], kind=vocab.kind).save(tmp / name)
         names_dir = Path(names) if names is not None else data
+        source_names = {ENTITY_NAMES: kg.entity_names, RELATION_NAMES: kg.relation_names}
         for name in (ENTITY_NAMES, RELATION_NAMES):
             if names_dir is not None and (names_dir / name).is_file():
                 read_names(names_dir / name)  # a bad name file fails here, not when serving
                 _copy(names_dir / name, tmp / name)
+            elif source_names[name]:  # names read from the source itself (rdfs:label of a dumps folder)
+                write_text(tmp / name, "".join(f"{key}\t{value}\n" for key, value in source_names[name].items()))
         _copy(index, tmp / INDEX)
         save_torch(tmp / FACTS, facts.facts)
+        save_torch(tmp / RETRACTED, kg.retracted_facts(snapshot).clone())  # never cited nor inferred again
+        save_torch(tmp / RETIRED, kg.retired_entities(snapshot).clone())  # entities whose facts were all retracted
         write_json(tmp / CALIBRATION, calibration.to_dict())
         _copy(index.with_name(index.name + ".json"), tmp / INDEX_SIDECAR)
         protocol = {key: metrics.get(key) for key in ("strategy", "model", "protocol")}
@@ -255,7 +263,7 @@ def _facts_and_calibration(
     metrics: dict[str, Any],
     model: KGEModel,
     vocabularies: dict[str, Vocabulary],
-) -> tuple[FactTable, Calibration]:
+) -> tuple[FactTable, Calibration, GrowingKG]:
     """The known (training) facts of snapshots ``0..snapshot`` with the snapshot each arrived in, and the
     confidence calibration fitted on their validation facts; the data must be what the run learned."""
     if data is None or not data.is_dir():
@@ -278,11 +286,13 @@ def _facts_and_calibration(
                 f"snapshot {snap.index} in {data} changed since {run_dir} learned it (history is append-only); "
                 "restore the data it was trained on"
             )
-    rows = torch.cat([torch.cat([s.train, torch.full((len(s.train), 1), s.index)], dim=1) for s in kg.snapshots])
+    # the training facts still known at ``snapshot``: retracted ones are gone from the bundle
+    trains = [retained(kg.snapshots, index=s.index, upto=snapshot, split="train") for s in kg.snapshots]
+    rows = torch.cat([torch.cat([t, torch.full((len(t), 1), i)], dim=1) for i, t in enumerate(trains)])
     facts = FactTable(rows, num_entities=model.num_entities, num_relations=model.num_relations)
-    valid = torch.cat([s.valid for s in kg.snapshots])
+    valid = torch.cat([retained(kg.snapshots, index=s.index, upto=snapshot, split="valid") for s in kg.snapshots])
     calibration = fit_calibration(model=model, facts=facts, valid=valid)
-    return facts, calibration
+    return facts, calibration, kg
 
 
 def switch_pointer(*, pointer: Path | str, bundle: Path | str, version: str) -> None:
