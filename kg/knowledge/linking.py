@@ -652,18 +652,14 @@ class Linker:
         **options: Any,
     ) -> Linker:
         """A linker over a serving bundle's vocabularies: ids are the bundle's, names come from its
-        ``entity_names``/``relation_names`` (the label when an entity or relation has none); an entity's
-        popularity is its number of known facts. ``encoder`` (default ``"hashing"``), the aliases and ``options``
-        go to :meth:`build`."""
+        ``entity_names``/``relation_names`` (the label when an entity or relation has none). ``encoder``
+        (default ``"hashing"``), the aliases and ``options`` go to :meth:`build`."""
         retired = set(bundle.retired.tolist())  # entities whose facts were all retracted are never linked
         entities = [
             (i, label, bundle.entity_names.get(label))
             for i, label in enumerate(bundle.entities.labels)
             if i not in retired
         ]
-        if "popularity" not in options:
-            ends = bundle.facts.facts[:, [0, 2]].reshape(-1)
-            options["popularity"] = np.bincount(ends.numpy(), minlength=len(bundle.entities)).astype(np.float64)
         relations = [(i, label, bundle.relation_names.get(label)) for i, label in enumerate(bundle.relations.labels)]
         return cls.build(
             entities=entities,
