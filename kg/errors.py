@@ -104,6 +104,15 @@ class FactTableError(EvergraphError, ValueError):
     """Facts that cannot be held or asked as given; the message says what is wrong."""
 
 
+class PlausibilityError(EvergraphError, ValueError):
+    """The plausibility filter cannot be fitted, read or applied (no validation facts, a damaged file, a bad
+    facts file to check); the message names the file or what to do."""
+
+
+class QuarantineError(EvergraphError, ValueError):
+    """A quarantine decision that cannot be made (unknown fact number, a fact already decided)."""
+
+
 class BundleError(EvergraphError):
     """A bundle or champion pointer cannot be written or loaded as asked; the message says what to do next."""
 
