@@ -73,6 +73,11 @@ class RoleTypes:
         found = self.fit(torch.tensor([tail, head]), torch.tensor([2 * relation, 2 * relation + 1]))
         return bool((found >= min_share).all())
 
+    def fits_side(self, entity: int, relation: int, *, head: bool, min_share: float = DEFAULT_MIN_SHARE) -> bool:
+        """Whether ``entity`` fits the domain (``head=True``) or range of base relation ``relation``."""
+        found = self.fit(torch.tensor([entity]), torch.tensor([2 * relation + int(head)]))
+        return bool(found[0] >= min_share)
+
     def seen_in_position(self, answers: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         """Bool: whether each answer was seen answering its model relation (the range, strictly)."""
         answers, relations = torch.broadcast_tensors(torch.as_tensor(answers).long(), torch.as_tensor(relations).long())

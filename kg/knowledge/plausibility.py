@@ -1,0 +1,523 @@
+"""Plausibility of new facts: a calibrated probability that a fact is true, and the reason when it is low.
+
+Before a snapshot is learned the champion cross-checks its new facts against what the graph already knows.
+Three signals, each from the champion's bundle (model, known facts) and its validation facts:
+
+1. **Embedding score** (triple classification, Socher et al. 2013): the interaction's score of ``(h, r, t)``
+   against a threshold *per relation*, fitted on the validation facts and as many *type-consistent hard
+   negatives* (the tail replaced by an entity seen in that relation's tail position, true facts removed): the
+   threshold that classifies that relation's validation pairs best (relations with fewer than
+   ``min_relation_facts`` validation facts use the global one). A logistic (Platt) fit on ``score - threshold``
+   over all pairs turns the margin into a probability (balanced prior: half the checked facts true).
+2. **Types** (:mod:`evergraph.kg.knowledge.types`): a head or tail that does not fit the relation's domain or
+   range as the known facts show them multiplies the odds by the likelihood ratio of a misfit, measured on the
+   validation facts (true) against uniformly corrupted ones.
+3. **Functional relations**: a relation whose heads (in the known facts) have one tail at least
+   ``functional_share`` of the time is functional; a second tail for a head that already has one (a second place
+   of birth) multiplies the odds by ``functional_odds`` (a prior, default 0.1, not fitted).
+
+A fact is a *suspect* when its probability is below ``threshold`` (default 0.5). Facts with an entity or
+relation the champion has never seen cannot be scored by the embeddings; they keep the prior 0.5 updated by
+whatever of signals 2-3 applies (``scored = "partial"``) or no probability at all (``scored = "none"``, a new
+relation). Suspects carry readable reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from evergraph.kg.engine.atomic import write_json
+from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.errors import PlausibilityError
+from evergraph.kg.knowledge.types import DEFAULT_MIN_SHARE, RoleTypes, role_types
+from evergraph.kg.store.facts import FactTable
+
+if TYPE_CHECKING:
+    from evergraph.kg.store.bundle import Bundle
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PlausibilityConfig",
+    "PlausibilityModel",
+    "Verdict",
+    "check_facts",
+    "check_labelled",
+    "fit_for_bundle",
+    "fit_plausibility",
+    "hard_negatives",
+    "load_or_fit",
+    "read_triples_file",
+]
+
+FORMAT = 1
+
+
+class PlausibilityConfig(BaseModel):
+    """How the plausibility filter is fitted and applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="a fact below this probability is a suspect")
+    min_share: float = Field(DEFAULT_MIN_SHARE, ge=0, le=1, description="type fit needed (kg.knowledge.types)")
+    max_valid: int = Field(20000, gt=0, description="validation facts used for fitting at most (sampled)")
+    min_relation_facts: int = Field(5, ge=1, description="fewer validation facts: the relation uses the global cut")
+    functional_share: float = Field(0.95, gt=0, le=1, description="heads with one tail needed for functional")
+    functional_min_heads: int = Field(5, ge=1, description="heads a relation needs before it can be functional")
+    functional_odds: float = Field(0.1, gt=0, le=1, description="odds factor for contradicting a functional one")
+    seed: int = Field(0, description="sampling seed (negatives, validation subsample)")
+
+
+@dataclass
+class PlausibilityModel:
+    """What :func:`fit_plausibility` learned; JSON-serialisable (:meth:`save` / :meth:`load`)."""
+
+    version: str
+    interaction: str
+    thresholds: dict[int, float]
+    global_threshold: float
+    slope: float
+    bias: float
+    typical: dict[int, float]
+    type_ratio: float
+    functional: list[int]
+    config: dict[str, Any]
+    fitted_on: dict[str, int] = field(default_factory=dict)
+
+    def threshold_of(self, relation: int) -> float:
+        return self.thresholds.get(relation, self.global_threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["thresholds"] = {str(k): v for k, v in self.thresholds.items()}
+        data["typical"] = {str(k): v for k, v in self.typical.items()}
+        return {"format": FORMAT, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlausibilityModel:
+        if data.get("format") != FORMAT:
+            raise PlausibilityError(f"unsupported plausibility format {data.get('format')!r}; fit it again")
+        data = {k: v for k, v in data.items() if k != "format"}
+        data["thresholds"] = {int(k): float(v) for k, v in data["thresholds"].items()}
+        data["typical"] = {int(k): float(v) for k, v in data["typical"].items()}
+        return cls(**data)
+
+    def save(self, path: Path | str) -> None:
+        write_json(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: Path | str) -> PlausibilityModel:
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise PlausibilityError(
+                f"{path} is missing; fit the plausibility filter (evergraph check --data)"
+            ) from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise PlausibilityError(f"{path} is not a plausibility model ({error}); fit it again") from None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The check of one fact (ids; ``-1`` for what the champion does not know)."""
+
+    head: int
+    relation: int
+    tail: int
+    probability: float | None
+    suspect: bool
+    scored: Literal["full", "partial", "none"]
+    score: float | None = None
+    threshold: float | None = None
+    type_misfit: Literal["head", "tail", "both"] | None = None
+    contradicts: int | None = None  # the known tail a functional relation already has
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x > -700 else 0.0
+
+
+def hard_negatives(
+    triples: torch.Tensor, *, facts: FactTable, true: set[tuple[int, int, int]], generator: torch.Generator
+) -> torch.Tensor:
+    """One type-consistent hard negative per fact ``[n, 3]``: the tail replaced by an entity seen in the
+    relation's tail position in ``facts`` (uniformly among them), drawn again (up to 10 times) while the result is
+    in ``true`` or the tail itself; facts for which none is found are dropped. Returns ``[m, 3]``, ``m <= n``."""
+    tails_of: dict[int, torch.Tensor] = {}
+    known = facts.facts
+    for relation in torch.unique(triples[:, 1]).tolist():
+        tails_of[relation] = torch.unique(known[known[:, 1] == relation, 2])
+    out: list[tuple[int, int, int]] = []
+    for h, r, t in triples.tolist():
+        pool = tails_of.get(r)
+        if pool is None or len(pool) < 2:
+            continue
+        for _ in range(10):
+            candidate = int(pool[int(torch.randint(len(pool), (1,), generator=generator))])
+            if candidate != t and (h, r, candidate) not in true:
+                out.append((h, r, candidate))
+                break
+    return torch.tensor(out, dtype=torch.long).reshape(-1, 3)
+
+
+@torch.no_grad()
+def _scores(model: KGEModel, triples: torch.Tensor) -> torch.Tensor:
+    if len(triples) == 0:
+        return torch.zeros(0)
+    h, r, t = triples.to(model.device).unbind(1)
+    return model.score(torch.stack([h, 2 * r, t], dim=1)).float().cpu()
+
+
+def _best_cut(positive: torch.Tensor, negative: torch.Tensor) -> float:
+    """The score threshold that classifies ``positive`` (above) and ``negative`` (below) best (mid-points)."""
+    scores = torch.cat([positive, negative])
+    labels = torch.cat([torch.ones(len(positive)), torch.zeros(len(negative))])
+    order = torch.argsort(scores)
+    scores, labels = scores[order], labels[order]
+    # cut below index i: negatives among the first i are right, positives from i on are right
+    right = torch.cat([torch.zeros(1), torch.cumsum(1 - labels, 0)]) + torch.cat(
+        [labels.flip(0).cumsum(0).flip(0), torch.zeros(1)]
+    )
+    best = int(torch.argmax(right))
+    if best == 0:
+        return float(scores[0]) - 1e-6
+    if best == len(scores):
+        return float(scores[-1]) + 1e-6
+    return float((scores[best - 1] + scores[best]) / 2)
+
+
+def _platt(margins: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Logistic fit ``p = sigmoid(a * margin + b)`` (LBFGS on the mean log loss, tiny L2 on ``a`` and ``b``)."""
+    scale = float(margins.std().clamp(min=1e-6))
+    params = torch.tensor([1.0, 0.0], requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
+    x = margins / scale
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(params[0] * x + params[1], labels)
+        loss = loss + 1e-4 * params.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    a, b = params.detach().tolist()
+    return a / scale, b
+
+
+def _functional(facts: FactTable, config: PlausibilityConfig) -> list[int]:
+    known = facts.facts
+    found = []
+    for relation in torch.unique(known[:, 1]).tolist():
+        rows = known[known[:, 1] == relation]
+        _, counts = torch.unique(rows[:, 0], return_counts=True)
+        if (
+            len(counts) >= config.functional_min_heads
+            and float((counts == 1).float().mean()) >= config.functional_share
+        ):
+            found.append(int(relation))
+    return found
+
+
+def _misfit(types: RoleTypes, triples: torch.Tensor, min_share: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bool ``(head misfit, tail misfit)`` per triple ``[n, 3]`` (base relation ids)."""
+    if len(triples) == 0:
+        empty = torch.zeros(0, dtype=torch.bool)
+        return empty, empty
+    head = ~types.fits(triples[:, 0], 2 * triples[:, 1] + 1, min_share=min_share)
+    tail = ~types.fits(triples[:, 2], 2 * triples[:, 1], min_share=min_share)
+    return head, tail
+
+
+def fit_plausibility(
+    *,
+    model: KGEModel,
+    facts: FactTable,
+    valid: torch.Tensor,
+    version: str = "",
+    config: PlausibilityConfig | None = None,
+) -> PlausibilityModel:
+    """Fit the filter of ``model`` (the champion) on ``valid`` facts ``[m, 3]`` (base ids, true, not in
+    ``facts``), against type-consistent hard negatives (:func:`hard_negatives`); ``facts`` are the known facts.
+    ``PlausibilityError`` when there are no usable validation facts."""
+    config = config or PlausibilityConfig()
+    valid = torch.as_tensor(valid, dtype=torch.long).reshape(-1, 3)
+    generator = torch.Generator().manual_seed(config.seed)
+    if len(valid) > config.max_valid:
+        valid = valid[torch.randperm(len(valid), generator=generator)[: config.max_valid]]
+    true = {tuple(x) for x in facts.facts[:, :3].tolist()} | {tuple(x) for x in valid.tolist()}
+    negatives = hard_negatives(valid, facts=facts, true=true, generator=generator)
+    if len(valid) == 0 or len(negatives) == 0:
+        raise PlausibilityError(
+            "no validation facts (or no hard negatives for them) to fit the plausibility filter on; the champion's "
+            "snapshots need valid.txt facts about relations with at least two known tails"
+        )
+    pos, neg = _scores(model, valid), _scores(model, negatives)
+    global_cut = _best_cut(pos, neg)
+    thresholds: dict[int, float] = {}
+    typical: dict[int, float] = {}
+    for relation in torch.unique(valid[:, 1]).tolist():
+        p, n = pos[valid[:, 1] == relation], neg[negatives[:, 1] == relation]
+        typical[int(relation)] = float(p.median())
+        if len(p) >= config.min_relation_facts and len(n) >= config.min_relation_facts:
+            thresholds[int(relation)] = _best_cut(p, n)
+    cuts = torch.tensor([thresholds.get(r, global_cut) for r in valid[:, 1].tolist()])
+    cuts_n = torch.tensor([thresholds.get(r, global_cut) for r in negatives[:, 1].tolist()])
+    margins = torch.cat([pos - cuts, neg - cuts_n])
+    labels = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])
+    slope, bias = _platt(margins, labels)
+    # type misfits: how much likelier among uniformly corrupted facts than among true ones
+    types = role_types(facts)
+    uniform = valid.clone()
+    uniform[:, 2] = torch.randint(facts.num_entities, (len(valid),), generator=generator)
+    mis_pos = torch.stack(_misfit(types, valid, config.min_share)).any(0).float().mean()
+    mis_neg = torch.stack(_misfit(types, uniform, config.min_share)).any(0).float().mean()
+    smooth = 1.0 / (len(valid) + 1)
+    type_ratio = min(1.0, float((mis_pos + smooth) / (mis_neg + smooth)))
+    fitted = PlausibilityModel(
+        version=str(version),
+        interaction=model.interaction_name,
+        thresholds=thresholds,
+        global_threshold=global_cut,
+        slope=slope,
+        bias=bias,
+        typical=typical,
+        type_ratio=type_ratio,
+        functional=_functional(facts, config),
+        config=config.model_dump(),
+        fitted_on={"valid": len(valid), "negatives": len(negatives)},
+    )
+    logger.info(
+        "plausibility fitted on %d validation facts + %d hard negatives: %d relation thresholds, type ratio %.3f, "
+        "%d functional relations",
+        len(valid),
+        len(negatives),
+        len(thresholds),
+        type_ratio,
+        len(fitted.functional),
+    )
+    return fitted
+
+
+def check_facts(
+    plausibility: PlausibilityModel,
+    *,
+    model: KGEModel,
+    facts: FactTable,
+    triples: Sequence[tuple[int, int, int]],
+) -> list[Verdict]:
+    """Verdicts for ``triples`` (base ids; ``-1`` where the champion does not know the entity or relation), in
+    order (module docstring)."""
+    config = PlausibilityConfig.model_validate(plausibility.config)
+    types = role_types(facts)
+    functional = set(plausibility.functional)
+    rows = torch.tensor(list(triples), dtype=torch.long).reshape(-1, 3)
+    full = (rows >= 0).all(1)
+    scores = torch.full((len(rows),), float("nan"))
+    if bool(full.any()):
+        scores[full] = _scores(model, rows[full])
+    verdicts = []
+    for i, (h, r, t) in enumerate(rows.tolist()):
+        if r < 0:
+            verdicts.append(Verdict(h, r, t, None, False, "none"))
+            continue
+        logit, score, cut = 0.0, None, None
+        if h >= 0 and t >= 0:
+            score, cut = float(scores[i]), plausibility.threshold_of(r)
+            logit = plausibility.slope * (score - cut) + plausibility.bias
+        misfit_head = h >= 0 and not types.fits_side(h, r, head=True, min_share=config.min_share)
+        misfit_tail = t >= 0 and not types.fits_side(t, r, head=False, min_share=config.min_share)
+        misfit: Literal["head", "tail", "both"] | None = None
+        if misfit_head or misfit_tail:
+            misfit = "both" if misfit_head and misfit_tail else ("head" if misfit_head else "tail")
+            logit += math.log(plausibility.type_ratio)
+        contradicts = None
+        if r in functional and h >= 0:
+            others = [x for x in facts.answers(h, 2 * r).tolist() if x != t]
+            if others:
+                contradicts = int(others[0])
+                logit += math.log(config.functional_odds)
+        probability = _sigmoid(logit)
+        verdicts.append(
+            Verdict(
+                h,
+                r,
+                t,
+                probability,
+                probability < config.threshold,
+                "full" if score is not None else "partial",
+                score,
+                cut,
+                misfit,
+                contradicts,
+            )
+        )
+    return verdicts
+
+
+def reason(
+    verdict: Verdict,
+    *,
+    plausibility: PlausibilityModel,
+    entity: Callable[[int], str],
+    relation: Callable[[int], str],
+    labels: tuple[str, str, str],
+) -> str | None:
+    """Readable reasons for a suspect (``None`` for a fact that is not one); ``entity``/``relation`` name ids,
+    ``labels`` are the fact's own labels (for what the champion does not know)."""
+    if verdict.scored == "none":
+        return f"not scored: relation {labels[1]!r} is new to the champion"
+    if not verdict.suspect:
+        return None
+    parts = []
+    rel = relation(verdict.relation)
+    if verdict.type_misfit in ("tail", "both"):
+        parts.append(f"{entity(verdict.tail)} has never been the tail of {rel} nor plays a role its tails play")
+    if verdict.type_misfit in ("head", "both"):
+        parts.append(f"{entity(verdict.head)} has never been the head of {rel} nor plays a role its heads play")
+    if verdict.score is not None and verdict.threshold is not None and verdict.score < verdict.threshold:
+        typical = plausibility.typical.get(verdict.relation)
+        where = f", its true facts score about {typical:.2f}" if typical is not None else ""
+        parts.append(f"embedding score {verdict.score:.2f} is below {rel}'s threshold {verdict.threshold:.2f}{where}")
+    if verdict.contradicts is not None:
+        parts.append(
+            f"contradicts functional relation {rel}: {entity(verdict.head)} already has {entity(verdict.contradicts)}"
+        )
+    if verdict.scored == "partial":
+        parts.append("an entity is new to the champion, so the embeddings could not score it")
+    return "; ".join(parts) or "low probability"
+
+
+# -- a bundle's filter and checks by label ------------------------------------------------------------------
+
+
+def bundle_valid_facts(bundle: Bundle, data: Path | str) -> torch.Tensor:
+    """The validation facts of snapshots ``0..bundle.snapshot`` of ``data`` (the source the bundle learned) in
+    the bundle's ids, ``[m, 3]``; facts the bundle cannot name (a different source) are skipped."""
+    from evergraph.kg.engine.ingest import load_shared
+
+    kg = load_shared(data, upto=bundle.snapshot)
+    rows = []
+    for snapshot in kg.snapshots:
+        for h, r, t in snapshot.valid.tolist():
+            ids = (
+                bundle.entities.get(kg.entities.label(h)),
+                bundle.relations.get(kg.relations.label(r)),
+                bundle.entities.get(kg.entities.label(t)),
+            )
+            if None not in ids:
+                rows.append(ids)
+    return torch.tensor(rows, dtype=torch.long).reshape(-1, 3)
+
+
+def fit_for_bundle(bundle: Bundle, data: Path | str, *, config: PlausibilityConfig | None = None) -> PlausibilityModel:
+    """:func:`fit_plausibility` for ``bundle`` on the validation facts of ``data`` (:func:`bundle_valid_facts`)."""
+    valid = bundle_valid_facts(bundle, data)
+    return fit_plausibility(model=bundle.model, facts=bundle.facts, valid=valid, version=bundle.version, config=config)
+
+
+def plausibility_path(home_root: Path | str, version: str) -> Path:
+    """Where the filter of model version ``version`` is kept in a home: ``HOME/trust/v<version>/plausibility.json``."""
+    return Path(home_root) / "trust" / f"v{version}" / "plausibility.json"
+
+
+def load_or_fit(
+    bundle: Bundle, *, home_root: Path | str, data: Path | str | None, config: PlausibilityConfig | None = None
+) -> PlausibilityModel:
+    """The filter of ``bundle`` kept in the home, fitted on ``data`` (and kept) when missing; without ``data`` a
+    missing filter is a :class:`PlausibilityError` that says what to pass."""
+    path = plausibility_path(home_root, bundle.version)
+    if path.is_file():
+        return PlausibilityModel.load(path)
+    if data is None:
+        raise PlausibilityError(
+            f"model version {bundle.version} has no plausibility filter yet ({path}); pass --data DIR (the source it "
+            "learned) to fit it on its validation facts, or run the pipeline, which fits it"
+        )
+    fitted = fit_for_bundle(bundle, data, config=config)
+    fitted.save(path)
+    return fitted
+
+
+def read_triples_file(path: Path | str) -> list[tuple[str, str, str]]:
+    """``head<TAB>relation<TAB>tail`` lines of ``path`` (blank lines skipped); a bad line is a
+    :class:`PlausibilityError` naming ``file:line``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlausibilityError(f"{path} does not exist; pass a file of head<TAB>relation<TAB>tail lines") from None
+    except UnicodeDecodeError as error:
+        raise PlausibilityError(f"{path} is not valid UTF-8 ({error})") from None
+    triples = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3 or any(not f or f != f.strip() for f in fields):
+            raise PlausibilityError(
+                f"{path}:{number}: expected head<TAB>relation<TAB>tail (3 non-empty fields without surrounding "
+                f"spaces), got {line!r}"
+            )
+        triples.append((fields[0], fields[1], fields[2]))
+    return triples
+
+
+def check_labelled(
+    bundle: Bundle, plausibility: PlausibilityModel, triples: Sequence[tuple[str, str, str]]
+) -> list[dict[str, Any]]:
+    """Check facts given by label against ``bundle``: one JSON-ready dict per fact, in order, with ``head``,
+    ``relation``, ``tail``, ``probability`` (``None`` when not scored), ``reason`` (``None`` unless a suspect or
+    not scored), ``suspect`` and ``scored``."""
+    ids = [
+        (
+            _get(bundle.entities, h),
+            _get(bundle.relations, r),
+            _get(bundle.entities, t),
+        )
+        for h, r, t in triples
+    ]
+    verdicts = check_facts(plausibility, model=bundle.model, facts=bundle.facts, triples=ids)
+
+    def entity(i: int) -> str:
+        label = bundle.entities.label(i)
+        return bundle.entity_names.get(label, label)
+
+    def relation(i: int) -> str:
+        label = bundle.relations.label(i)
+        return bundle.relation_names.get(label, label)
+
+    rows = []
+    for (h, r, t), verdict in zip(triples, verdicts, strict=True):
+        text = reason(verdict, plausibility=plausibility, entity=entity, relation=relation, labels=(h, r, t))
+        rows.append(
+            {
+                "head": h,
+                "relation": r,
+                "tail": t,
+                "probability": None if verdict.probability is None else round(verdict.probability, 4),
+                "reason": text,
+                "suspect": verdict.suspect,
+                "scored": verdict.scored,
+            }
+        )
+    return rows
+
+
+def _get(vocab: Any, label: str) -> int:
+    found = vocab.get(label)
+    return -1 if found is None else int(found)
