@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evergraph.kg.engine.ingest import SPLITS, RawSnapshot
+from evergraph.kg.engine.ingest import ENTITY_NAMES_FILE, RELATION_NAMES_FILE, SPLITS, RawSnapshot
 from evergraph.kg.engine.sources.lkge import check_upto
 from evergraph.kg.engine.sources.rdf import read_rdf
 from evergraph.kg.engine.sources.splits import SplitConfig, split_of
@@ -38,9 +38,17 @@ Triple = tuple[str, str, str]
 
 
 def dump_files(root: Path) -> list[Path]:
-    """The export files of ``root`` in file-name order (hidden files and other endings ignored)."""
+    """The export files of ``root`` in file-name order (hidden files, other endings and the name files
+    ``entity_names.tsv``/``relation_names.tsv`` ignored)."""
     return sorted(
-        (p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in DUMP_SUFFIXES),
+        (
+            p
+            for p in root.iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and p.suffix.lower() in DUMP_SUFFIXES
+            and p.name not in (ENTITY_NAMES_FILE, RELATION_NAMES_FILE)
+        ),
         key=lambda p: p.name,
     )
 
