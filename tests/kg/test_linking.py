@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from evergraph.kg.errors import EvergraphError, LinkingError, QuestionTooLongError
-from evergraph.kg.knowledge.linking import MAX_QUESTION_CHARS, LinkCandidate, Linker, relation_text
+from evergraph.kg.knowledge.linking import (
+    MAX_QUESTION_CHARS,
+    LinkCandidate,
+    Linker,
+    readable_relation,
+    relation_text,
+)
 from evergraph.kg.knowledge.text import HashingEncoder
 
 ENTITIES = [
@@ -188,3 +194,42 @@ def test_similarities_agree_with_search(linker: Linker) -> None:
     assert scores.shape == (linker.num_relations,) and ((scores >= 0) & (scores <= 1)).all()
     for hit in linker.search(text, kind="relation", k=linker.num_relations, min_score=0.0):
         assert scores[hit.id] == pytest.approx(hit.score, abs=1e-5)
+
+
+def test_partial_names_acronyms_and_lower_case() -> None:
+    names = {
+        0: "Los Angeles Lakers",
+        1: "Barack Obama",
+        2: "Michelle Obama",
+        3: "Los Angeles",
+        4: "Central Intelligence Agency (CIA)",
+    }
+    linker = Linker.build(entities=names, popularity=[50, 100, 10, 80, 5])
+    lakers = linker.link("Where do the Lakers play?").entities[0]
+    assert (lakers.id, lakers.match, lakers.span) == (0, "partial", (13, 19)) and lakers.score == pytest.approx(0.9)
+    obama = linker.link("what did obama study").entities[0]  # shared: the better known holder, scored by share
+    assert (obama.id, obama.match) == (1, "partial")
+    assert obama.score == pytest.approx(0.9 * 0.9 * (101 / 112) ** 0.5)
+    assert linker.link("where was barack obama born").entities[0].match == "exact"
+    assert [c.id for c in linker.link("Where is Los Angeles?").entities][:1] == [3]  # a whole name stays exact
+    cia = linker.link("Who runs the CIA?").entities[0]
+    assert (cia.id, cia.match) == (4, "alias")
+    with pytest.raises(LinkingError, match="popularity"):
+        Linker.build(entities=names, popularity=[1.0])
+
+
+@pytest.mark.parametrize(
+    ("label", "text"),
+    [
+        ("/people/person/place_of_birth", "person place of birth"),
+        (
+            "/education/educational_institution/students_graduates./education/education/student",
+            "educational institution students graduates education student",
+        ),
+        ("/people/person/spouse_s./people/marriage/spouse", "person spouse marriage"),
+        ("/user/jg/default_domain/olympic_games/sports", "olympic games sports"),
+        ("born_in", "born in"),
+    ],
+)
+def test_readable_relation(label: str, text: str) -> None:
+    assert readable_relation(label) == text
