@@ -88,6 +88,13 @@ class ExampleTargetError(EvergraphError, FileExistsError):
         return str(self.args[0])
 
 
+class InvalidQueryError(EvergraphError, ValueError):
+    """A query's own input is wrong (``k`` out of range, an unknown direction, ...): the caller must change it.
+
+    The HTTP server answers these (and :class:`QuestionTooLongError`) with 4xx; any other exception is a bug
+    and a 500."""
+
+
 class KnowledgeClientError(EvergraphError):
     """A query the client could not get answered; ``status`` is the HTTP status when there was one."""
 
@@ -148,6 +155,10 @@ class LinkingError(EvergraphError, ValueError):
 
 class QuestionTooLongError(LinkingError):
     """A question is longer than the linker's ``max_question_chars``."""
+
+
+class SettingsError(EvergraphError):
+    """An environment variable read by :mod:`evergraph.kg.settings` has a value that cannot be used."""
 
 
 class RegistryError(EvergraphError):

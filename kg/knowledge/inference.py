@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from evergraph.kg.errors import InvalidQueryError
 from evergraph.kg.knowledge.types import role_types
 from evergraph.kg.store.calibration import filtered_top_k, roles
 
@@ -92,7 +93,7 @@ def infer(
     if not entities:
         return []
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise InvalidQueryError(f"k must be at least 1, got {k}")
     e = torch.tensor(entities, dtype=torch.long)
     r = torch.tensor(relations, dtype=torch.long)
     known = [bundle.facts.answers(a, b) for a, b in zip(entities, relations, strict=True)]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from evergraph.kg.errors import LLMNotConfiguredError
+from evergraph.kg.errors import InvalidQueryError, LLMNotConfiguredError
 from evergraph.kg.knowledge.guide import Guide, GuideConfig
 from evergraph.kg.knowledge.inference import infer
 from evergraph.kg.knowledge.linking import Linker
@@ -65,7 +65,7 @@ def parse_citations(text: str, *, available: int) -> list[int]:
 
 def _check_k(k: int, *, name: str = "k") -> None:
     if not 1 <= k <= MAX_K:
-        raise ValueError(f"{name} must be between 1 and {MAX_K}, got {k}")
+        raise InvalidQueryError(f"{name} must be between 1 and {MAX_K}, got {k}")
 
 
 class Knowledge:
@@ -214,7 +214,7 @@ class Knowledge:
         ``known`` instead."""
         _check_k(k)
         if direction not in ("tail", "head"):
-            raise ValueError(f"direction must be 'tail' or 'head', got {direction!r}")
+            raise InvalidQueryError(f"direction must be 'tail' or 'head', got {direction!r}")
         query = f"({head}, {relation}, ?)" if direction == "tail" else f"(?, {relation}, {head})"
         entity, rel = self.resolve_entity(head), self.resolve_relation(relation)
         if entity is None or rel is None:

@@ -11,7 +11,8 @@ Endpoints (JSON; OpenAPI docs at ``/docs``, schema at ``/openapi.json``):
 Every response of a query carries the ``version`` that answered it (and the ``X-Evergraph-Version`` header).
 The server binds 127.0.0.1 by default. With a token (``--token-env``), every endpoint but ``/healthz`` needs
 ``Authorization: Bearer <token>`` (401 otherwise). Limits give 4xx, never 5xx: a question longer than
-``max_question_chars`` (default 2,000) is 413, ``k``/``limit`` outside ``1..100`` and malformed input 422.
+``max_question_chars`` (default 2,000) is 413, ``k``/``limit`` outside ``1..100`` and malformed input 422; any
+other error is a bug: 500, its traceback logged.
 ``/ask`` without an LLM configured is 503, an LLM failure 502. The champion is followed by a
 :class:`evergraph.kg.service.serving.ChampionWatcher`: a new champion is loaded beside the old one and swapped in
 atomically.
@@ -27,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict
 
-from evergraph.kg.errors import LLMNotConfiguredError
+from evergraph.kg.errors import InvalidQueryError, LLMNotConfiguredError, QuestionTooLongError
 from evergraph.kg.knowledge.knowledge import MAX_K, Knowledge
 from evergraph.kg.knowledge.linking import MAX_QUESTION_CHARS
 from evergraph.kg.knowledge.schemas import (
@@ -90,9 +91,21 @@ def create_app(
     Served = Annotated[Knowledge, Depends(knowledge)]
     K = Annotated[int, Query(ge=1, le=MAX_K)]
 
-    @app.exception_handler(ValueError)
-    async def bad_value(request: Request, error: ValueError) -> JSONResponse:
+    # Only our own input errors are the client's fault (4xx); anything else is a bug: 500, traceback logged.
+    @app.exception_handler(QuestionTooLongError)
+    async def too_long(request: Request, error: QuestionTooLongError) -> JSONResponse:
+        return JSONResponse(status_code=413, content={"detail": str(error)})
+
+    @app.exception_handler(InvalidQueryError)
+    async def bad_query(request: Request, error: InvalidQueryError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, error: Exception) -> JSONResponse:
+        logger.error("%s %s failed with an internal error", request.method, request.url.path, exc_info=error)
+        return JSONResponse(
+            status_code=500, content={"detail": "internal server error (a bug, not your request); see the server log"}
+        )
 
     def check_question(question: str) -> None:
         if len(question) > max_question_chars:
