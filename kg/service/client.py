@@ -24,6 +24,7 @@ import httpx
 from pydantic import BaseModel
 
 from evergraph.kg.errors import KnowledgeClientError
+from evergraph.kg.knowledge.explain_schemas import ExplainResult
 from evergraph.kg.knowledge.schemas import (
     Answer,
     EntitySearch,
@@ -48,6 +49,7 @@ class KnowledgeBackend(Protocol):
     def facts(self, entity: str, *, limit: int) -> FactsResult: ...
     def predict(self, head: str, relation: str, *, k: int, direction: str) -> Predictions: ...
     def similar(self, entity: str, *, k: int) -> SimilarResult: ...
+    def explain(self, head: str, relation: str, tail: str) -> ExplainResult: ...
     def guide(self, question: str) -> GuideResult: ...
     def ask(self, question: str) -> Answer: ...
     def close(self) -> None: ...
@@ -78,6 +80,9 @@ class LocalBackend:
 
     def similar(self, entity: str, *, k: int) -> SimilarResult:
         return self._k().similar(entity, k=k)
+
+    def explain(self, head: str, relation: str, tail: str) -> ExplainResult:
+        return self._k().explain(head, relation, tail)
 
     def guide(self, question: str) -> GuideResult:
         return self._k().guide(question)
@@ -143,6 +148,10 @@ class HTTPBackend:
 
     def similar(self, entity: str, *, k: int) -> SimilarResult:
         return self._call(SimilarResult, "GET", "/similar", params={"entity": entity, "k": k})
+
+    def explain(self, head: str, relation: str, tail: str) -> ExplainResult:
+        params = {"head": head, "relation": relation, "tail": tail}
+        return self._call(ExplainResult, "GET", "/explain", params=params)
 
     def guide(self, question: str) -> GuideResult:
         return self._call(GuideResult, "POST", "/guide", json={"question": question})
@@ -238,6 +247,11 @@ class KnowledgeClient:
     def similar(self, entity: str, *, k: int = 10) -> SimilarResult:
         """The ``k`` (default 10) entities nearest to ``entity`` in embedding space."""
         return self.backend.similar(entity, k=k)
+
+    def explain(self, head: str, relation: str, tail: str) -> ExplainResult:
+        """The evidence for ``(head, relation, tail)`` from the known facts: supporting paths ranked by the
+        confidence of their mined rule, and analogous known facts."""
+        return self.backend.explain(head, relation, tail)
 
     def guide(self, question: str) -> GuideResult:
         """Linked entities, cited known and inferred facts, context and prompt for ``question``."""
