@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evergraph.kg.settings import load_settings
 from evergraph.kg.store.home import EvergraphHome
 
 ARTIFACTS_DIR = "mlartifacts"
@@ -56,13 +57,13 @@ class RegistryConfig(BaseModel):
         return value.rstrip("/") if value else None
 
     def location(self, home: EvergraphHome | None = None) -> StoreLocation:
-        """Resolve the store: :attr:`tracking_uri`, else the SQLite file of ``home`` (default
-        :meth:`EvergraphHome.resolve`, i.e. ``$EVERGRAPH_HOME`` or ``./.evergraph``).
+        """Resolve the store: :attr:`tracking_uri`, else ``$MLFLOW_TRACKING_URI``, else the SQLite file of
+        ``home`` (default :meth:`EvergraphHome.resolve`, i.e. ``$EVERGRAPH_HOME`` or ``./.evergraph``).
 
         A SQLite store keeps its artifacts in ``mlartifacts/`` beside the database file (for the home's store
         that is ``HOME/mlartifacts``), so artifacts never land in the working directory.
         """
-        uri = self.tracking_uri or (home or EvergraphHome.resolve()).tracking_uri
+        uri = self.tracking_uri or load_settings().mlflow_tracking_uri or (home or EvergraphHome.resolve()).tracking_uri
         return StoreLocation(tracking_uri=uri, artifact_location=sqlite_artifact_location(uri))
 
 

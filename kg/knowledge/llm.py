@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from evergraph.kg.errors import LLMConfigError, LLMError
+from evergraph.kg.errors import LLMConfigError, LLMError, SettingsError
+from evergraph.kg.settings import load_settings
 
 __all__ = ["ChatClient", "ChatConfig", "ChatReply", "LLMConfigError", "LLMError"]
 
@@ -79,20 +80,21 @@ class ChatConfig(BaseModel):
 
         Raises :class:`LLMConfigError` when a required value is missing or a value is invalid.
         """
-        values: dict[str, Any] = {}
-        for name, var in _REQUIRED_ENV:
-            if os.environ.get(var):
-                values[name] = os.environ[var]
-        if "EVERGRAPH_LLM_API_KEY_ENV" in os.environ:
-            values["api_key_env"] = os.environ["EVERGRAPH_LLM_API_KEY_ENV"].strip() or None
-        if os.environ.get("EVERGRAPH_LLM_TIMEOUT"):
-            raw = os.environ["EVERGRAPH_LLM_TIMEOUT"]
-            try:
-                values["timeout"] = float(raw)
-            except ValueError:
-                raise LLMConfigError(
-                    f"EVERGRAPH_LLM_TIMEOUT must be a number of seconds, got {raw!r}: fix or unset it"
-                ) from None
+        try:
+            settings = load_settings()
+        except SettingsError as error:
+            raise LLMConfigError(str(error)) from None
+        values: dict[str, Any] = {
+            name: value
+            for name, value in {
+                "base_url": settings.llm_base_url,
+                "model": settings.llm_model,
+                "timeout": settings.llm_timeout,
+            }.items()
+            if value is not None
+        }
+        if settings.llm_api_key_env is not None:
+            values["api_key_env"] = settings.llm_api_key_env.strip() or None
         values.update(overrides)
         missing = [var for name, var in _REQUIRED_ENV if not values.get(name)]
         if missing:

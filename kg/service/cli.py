@@ -19,6 +19,7 @@ from rich.table import Table
 
 from evergraph.kg.engine.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
 from evergraph.kg.errors import EvergraphError
+from evergraph.kg.settings import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 logger = logging.getLogger("evergraph")
@@ -302,7 +303,7 @@ def _ask(args: argparse.Namespace) -> int:
 
         overrides = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_key_env}
         overrides = {k: v for k, v in overrides.items() if v is not None}
-        if overrides or os.environ.get("EVERGRAPH_LLM_BASE_URL"):  # else: fine while the guide abstains
+        if overrides or load_settings().llm_base_url:  # else: fine while the guide abstains
             chat = ChatConfig.from_env(**overrides)
     with _knowledge_client(args, chat=chat) as client:
         answer = client.ask(args.question)
@@ -322,7 +323,7 @@ def _serve(args: argparse.Namespace) -> int:
     from evergraph.kg.service.serving import ChampionWatcher
 
     options = _knowledge_options(args)
-    if os.environ.get("EVERGRAPH_LLM_BASE_URL"):
+    if load_settings().llm_base_url:
         from evergraph.kg.knowledge.llm import ChatConfig
 
         options["chat"] = ChatConfig.from_env()

@@ -16,7 +16,6 @@ Both backends return the same typed results (:mod:`evergraph.kg.knowledge.schema
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -34,6 +33,7 @@ from evergraph.kg.knowledge.schemas import (
     SimilarResult,
     VersionInfo,
 )
+from evergraph.kg.settings import load_settings
 from evergraph.kg.store.home import EvergraphHome
 
 __all__ = ["HTTPBackend", "KnowledgeBackend", "KnowledgeClient", "KnowledgeClientError", "LocalBackend"]
@@ -188,7 +188,7 @@ class KnowledgeClient:
         from evergraph.kg.knowledge.knowledge import Knowledge
         from evergraph.kg.service.serving import ChampionWatcher
 
-        if "chat" not in knowledge_options and os.environ.get("EVERGRAPH_LLM_BASE_URL"):
+        if "chat" not in knowledge_options and load_settings().llm_base_url:
             from evergraph.kg.knowledge.llm import ChatConfig
 
             knowledge_options["chat"] = ChatConfig.from_env()

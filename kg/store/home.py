@@ -31,7 +31,9 @@ class EvergraphHome:
     @classmethod
     def resolve(cls, home: str | os.PathLike[str] | None = None) -> EvergraphHome:
         """``home``, else ``$EVERGRAPH_HOME``, else ``./.evergraph``, as an absolute path."""
-        chosen = home if home is not None else os.environ.get("EVERGRAPH_HOME") or DEFAULT_HOME
+        from evergraph.kg.settings import load_settings
+
+        chosen = home if home is not None else load_settings().home or DEFAULT_HOME
         return cls(Path(chosen).expanduser().resolve())
 
     @property

@@ -70,9 +70,10 @@ def imported(path: Path) -> set[str]:
 
 
 def test_import_rules():
-    """Never prefect, tasks or flows; the gate, plots, manifest and config (and the package face) without MLflow."""
+    """Never prefect (tasks and flows: tests/test_layers.py); the gate, plots and config (and the package face)
+    without MLflow."""
     package = Path(registry.__file__).parent
     for module in package.glob("*.py"):
-        assert not imported(module) & {"prefect", "tasks", "flows"}, module.name
-    for name in ("__init__", "config", "errors", "gate", "manifest", "plots"):
+        assert "prefect" not in imported(module), module.name
+    for name in ("__init__", "config", "gate", "plots"):
         assert "mlflow" not in imported(package / f"{name}.py"), name
