@@ -22,13 +22,16 @@ from typing import TYPE_CHECKING
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from evergraph.kg.knowledge.explain_schemas import Analogy, ExplainResult, RuleRef, SupportingPath
 from evergraph.kg.knowledge.rules import Rule, RuleSet, rules_of
 
 if TYPE_CHECKING:
     from evergraph.kg.engine.model import KGEModel
+    from evergraph.kg.knowledge.guide import Guide
+    from evergraph.kg.knowledge.schemas import Fact
     from evergraph.kg.store.facts import FactTable
 
-__all__ = ["ExplainConfig", "Explanation", "PathEvidence", "explain_fact"]
+__all__ = ["ExplainConfig", "Explanation", "PathEvidence", "explain_fact", "explain_result"]
 
 
 class ExplainConfig(BaseModel):
@@ -171,3 +174,56 @@ def _analogies(
                 found[row] = score
     ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
     return [(row, round(score, 4)) for row, score in ranked[: config.max_analogies]]
+
+
+def relation_text(guide: Guide, step: int) -> str:
+    """A body step read as text: ``born in`` or ``born in (inverse)``."""
+    ref = guide.relation_ref(step // 2)
+    return ref.name + (" (inverse)" if step % 2 else "")
+
+
+def rule_ref(guide: Guide, rule: Rule) -> RuleRef:
+    """The :class:`RuleRef` of ``rule``, e.g. ``born in (x, a) & located in (a, y) => citizen of (x, y)``."""
+    names = "abcdefg"
+    nodes = ["x", *names[: len(rule.body) - 1], "y"]
+    steps = []
+    for i, step in enumerate(rule.body):
+        a, b = nodes[i], nodes[i + 1]
+        name = guide.relation_ref(step // 2).name
+        steps.append(f"{name}({b}, {a})" if step % 2 else f"{name}({a}, {b})")
+    text = " & ".join(steps) + f" => {guide.relation_ref(rule.relation).name}(x, y)"
+    body = [guide.relation_ref(step // 2, inverse=bool(step % 2)) for step in rule.body]
+    return RuleRef(
+        text=text, body=body, confidence=rule.confidence, support=rule.support, head_coverage=rule.head_coverage
+    )
+
+
+def explain_result(
+    guide: Guide, *, head: int, relation: int, tail: int, query: str, config: ExplainConfig | None = None
+) -> ExplainResult:
+    """The :class:`ExplainResult` of ``(head, relation, tail)`` (ids) over the guide's bundle."""
+    bundle = guide.bundle
+    facts = bundle.facts
+    explanation = explain_fact(facts=facts, model=bundle.model, head=head, relation=relation, tail=tail, config=config)
+
+    def known(row: int) -> Fact:
+        h, r, t, s = facts.facts[row].tolist()
+        return guide.fact(h, r, t, kind="known", score=1.0, snapshot=s)
+
+    paths = [
+        SupportingPath(rule=rule_ref(guide, path.rule), facts=[known(row) for row in path.facts])
+        for path in explanation.paths
+    ]
+    analogies = [Analogy(fact=known(row), similarity=similarity) for row, similarity in explanation.analogies]
+    return ExplainResult(
+        query=query,
+        found=True,
+        head=guide.entity_ref(head),
+        relation=guide.relation_ref(relation),
+        tail=guide.entity_ref(tail),
+        known=facts.contains(head, relation, tail),
+        confidence=explanation.confidence,
+        paths=paths,
+        analogies=analogies,
+        version=bundle.version,
+    )

@@ -38,6 +38,7 @@ from evergraph.kg.knowledge.schemas import (
 )
 
 if TYPE_CHECKING:
+    from evergraph.kg.knowledge.explain_schemas import ExplainResult
     from evergraph.kg.knowledge.llm import ChatClient, ChatConfig
     from evergraph.kg.store.bundle import Bundle
 
@@ -271,6 +272,30 @@ class Knowledge:
             if i >= 0 and i != ref.id and i not in retired
         ][:k]
         return SimilarResult(query=entity, found=True, entity=ref, neighbours=neighbours, version=self.version)
+
+    def explain(self, head: str, relation: str, tail: str) -> ExplainResult:
+        """The evidence for ``(head, relation, tail)`` (labels or names) from the known facts: supporting paths
+        ranked by the confidence of the mined rule they instantiate, and analogous known facts
+        (:mod:`evergraph.kg.knowledge.explain`)."""
+        from evergraph.kg.knowledge.explain import explain_result
+        from evergraph.kg.knowledge.explain_schemas import ExplainResult
+
+        query = f"({head}, {relation}, {tail})"
+        refs = {"head": self.resolve_entity(head), "tail": self.resolve_entity(tail)}
+        rel = self.resolve_relation(relation)
+        for name, ref in refs.items():
+            if ref is None:
+                wanted = head if name == "head" else tail
+                suggestions = self._suggest(wanted)
+                message = self._missing(wanted, suggestions=suggestions)
+                return ExplainResult(
+                    query=query, found=False, message=message, suggestions=suggestions, version=self.version
+                )
+        if rel is None:
+            message = self._missing(relation, "relation", self._suggest(relation, kind="relation"))
+            return ExplainResult(query=query, found=False, message=message, version=self.version)
+        assert refs["head"] is not None and refs["tail"] is not None
+        return explain_result(self._guide, head=refs["head"].id, relation=rel.id, tail=refs["tail"].id, query=query)
 
     def guide(self, question: str) -> GuideResult:
         """The cited knowledge context for ``question`` (:meth:`evergraph.kg.knowledge.guide.Guide.guide`)."""

@@ -5,12 +5,14 @@ Endpoints (JSON; OpenAPI docs at ``/docs``, schema at ``/openapi.json``):
 - ``GET /healthz``: liveness and the served version (never needs the token);
 - ``GET /version``: :class:`evergraph.kg.knowledge.schemas.VersionInfo`;
 - ``GET /entities?name=&k=``, ``GET /facts?entity=&limit=``, ``GET /predict?head=&relation=&k=&direction=``,
-  ``GET /similar?entity=&k=``;
+  ``GET /similar?entity=&k=``, ``GET /explain?head=&relation=&tail=``;
 - ``POST /guide`` and ``POST /ask`` with ``{"question": "..."}``.
 
 Every response of a query carries the ``version`` that answered it (and the ``X-Evergraph-Version`` header).
 The server binds 127.0.0.1 by default. With a token (``--token-env``), every endpoint but ``/healthz`` needs
-``Authorization: Bearer <token>`` (401 otherwise). Limits give 4xx, never 5xx: a question longer than
+``Authorization: Bearer <token>`` (401 otherwise), ``/docs``, ``/redoc`` and ``/openapi.json`` included, checked
+before a body is read; a body over 64 KiB (``max_body_bytes``) is 413 before it is parsed; a non-loopback host
+without a token is refused unless ``insecure``. Limits give 4xx, never 5xx: a question longer than
 ``max_question_chars`` (default 2,000) is 413, ``k``/``limit`` outside ``1..100`` and malformed input 422; any
 other error is a bug: 500, its traceback logged.
 ``/ask`` without an LLM configured is 503, an LLM failure 502. The champion is followed by a
@@ -19,7 +21,6 @@ atomically.
 """
 
 import logging
-import secrets
 from collections.abc import Callable
 from typing import Annotated
 
@@ -29,6 +30,8 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict
 
 from evergraph.kg.errors import InvalidQueryError, LLMNotConfiguredError, QuestionTooLongError
+from evergraph.kg.service.guard import MAX_BODY_BYTES, RequestGuard, check_exposure, token_matches
+from evergraph.kg.knowledge.explain_schemas import ExplainResult
 from evergraph.kg.knowledge.knowledge import MAX_K, Knowledge
 from evergraph.kg.knowledge.linking import MAX_QUESTION_CHARS
 from evergraph.kg.knowledge.schemas import (
@@ -58,9 +61,13 @@ def create_app(
     *,
     token: str | None = None,
     max_question_chars: int = MAX_QUESTION_CHARS,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The FastAPI app answering from ``current()`` (called once per request, e.g.
-    :meth:`evergraph.kg.service.serving.ChampionWatcher.current`). ``token`` (default none) requires a bearer token."""
+    :meth:`evergraph.kg.service.serving.ChampionWatcher.current`). ``token`` (default none) requires a bearer token
+    on every path but ``/healthz`` (the docs included), checked before a body is read; a body over
+    ``max_body_bytes`` (default 64 KiB) is 413 before it is parsed (:class:`evergraph.kg.service.guard.RequestGuard`).
+    """
     from evergraph.kg.errors import LLMError
 
     # /docs and /redoc from the Swagger UI / ReDoc files fastapi-offline ships (no CDN: they work offline);
@@ -75,9 +82,7 @@ def create_app(
     def authorise(request: Request) -> None:
         if token is None:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+        if not token_matches(request.headers.get("authorization", ""), token):
             raise HTTPException(
                 status_code=401,
                 detail="missing or wrong bearer token: send 'Authorization: Bearer <token>'",
@@ -87,6 +92,7 @@ def create_app(
     def knowledge() -> Knowledge:
         return current()  # once per request: the whole request uses this version
 
+    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes)  # before any route or body parse
     Auth = Depends(authorise)
     Served = Annotated[Knowledge, Depends(knowledge)]
     K = Annotated[int, Query(ge=1, le=MAX_K)]
@@ -152,6 +158,17 @@ def create_app(
         """Entities nearest in embedding space."""
         return _json(served.similar(entity, k=k))
 
+    @app.get("/explain", dependencies=[Auth], response_model=ExplainResult)
+    def explain(
+        served: Served,
+        head: Annotated[str, Query(min_length=1, max_length=500)],
+        relation: Annotated[str, Query(min_length=1, max_length=500)],
+        tail: Annotated[str, Query(min_length=1, max_length=500)],
+    ) -> Response:
+        """The evidence for (head, relation, tail): supporting paths of known facts ranked by rule confidence,
+        and analogous known facts."""
+        return _json(served.explain(head, relation, tail))
+
     @app.post("/guide", dependencies=[Auth], response_model=GuideResult)
     def guide(served: Served, body: QuestionRequest) -> Response:
         """Linked entities, cited facts, context and prompt for a question (abstains when the graph has none)."""
@@ -186,10 +203,13 @@ def serve(
     port: int = 8000,
     token: str | None = None,
     log_level: str = "info",
+    insecure: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> None:
-    """Run the API with uvicorn until interrupted (host default 127.0.0.1, port 8000)."""
+    """Run the API with uvicorn until interrupted (host default 127.0.0.1, port 8000). A non-loopback ``host``
+    without a ``token`` is refused (:class:`evergraph.kg.errors.InsecureServeError`) unless ``insecure``."""
     import uvicorn
 
-    if host not in ("127.0.0.1", "localhost", "::1") and token is None:
-        logger.warning("serving on %s without a token: anyone who can reach it can query; consider --token-env", host)
-    uvicorn.run(create_app(current, token=token), host=host, port=port, log_level=log_level)
+    check_exposure(host=host, token=token, insecure=insecure)
+    app = create_app(current, token=token, max_body_bytes=max_body_bytes)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
