@@ -134,53 +134,6 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     run.set_defaults(func=_run)
 
     back = sub.add_parser("rollback", help="serve an earlier model version again (moves the champion alias)")
-def trigger_parameters(*, deployed: dict[str, Any], home: EvergraphHome, source: Path) -> dict[str, Any]:
-    """The deployment's own parameters with ``source`` and ``config.home`` replaced by absolute paths (the
-    worker's working directory does not matter then); every other setting stays as deployed."""
-    config = dict(deployed.get("config") or {})
-    config["home"] = str(home.root)
-    return {**deployed, "source": str(source.expanduser().resolve()), "config": config}
-
-
-def _trigger(args: argparse.Namespace) -> int:
-    from evergraph.kg.engine.sources.dumps import dump_files
-    home = EvergraphHome.resolve(args.home)
-    source = Path(args.data) if args.data else home.root / "example-data"
-    if not (source / "0").is_dir() and not (source.is_dir() and dump_files(source)):  # lkge folders or exports
-        raise EvergraphError(
-            f"{source} holds no snapshot 0/ and no export (.nt, .ttl, .tsv, .csv): give --data DIR, or run "
-            f"`evergraph run --home {home.root}` once (it writes the example graph there)"
-        )
-    api = args.api_url or os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{args.prefect_port}/api"
-    os.environ.update({**prefect_environment(home), "PREFECT_API_URL": api})
-    import httpx
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    try:
-        with get_client(sync_client=True) as client:
-            deployment = client.read_deployment_by_name(LIFELONG_DEPLOYMENT)
-            parameters = trigger_parameters(deployed=deployment.parameters, home=home, source=source)
-            run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
-    except httpx.HTTPError as error:
-        raise EvergraphError(
-            f"no Prefect API answers at {api} ({type(error).__name__}): start it with `evergraph up --home "
-            f"{home.root}` in another terminal, or pass --api-url"
-        ) from None
-    except ObjectNotFound:
-        raise EvergraphError(
-            f"the Prefect API at {api} has no deployment {LIFELONG_DEPLOYMENT}: `evergraph up` deploys it "
-            "(unless --no-deploy), or run `prefect --no-prompt deploy --all` from the project root"
-        ) from None
-    ui = api.removesuffix("/api")
-    kg_cli.console.print(
-        f"flow run {run.name} of {LIFELONG_DEPLOYMENT} scheduled on {source}; the worker of `evergraph up` runs "
-        f"it: {ui}/runs/flow-run/{run.id}",
-        highlight=False,
-    )
-    return 0
-
-
     back.add_argument("version")
     back.add_argument("--home", default=None)
     back.set_defaults(func=_rollback)
