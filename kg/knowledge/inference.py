@@ -70,7 +70,6 @@ class Inferred:
         return (self.entity, base, self.answer)
 
 
-@torch.no_grad()
 def _withheld(bundle: Bundle, entity: int, relation: int, known: torch.Tensor) -> torch.Tensor:
     """The answers never offered for a query: known ones, retracted ones and retired entities (a retraction is a
     human decision: the model may still rank a retracted fact high, it is not offered)."""
@@ -80,6 +79,7 @@ def _withheld(bundle: Bundle, entity: int, relation: int, known: torch.Tensor) -
     return torch.cat([known, retracted, bundle.retired])
 
 
+@torch.no_grad()
 def infer(
     bundle: Bundle, entities: list[int], relations: list[int], *, k: int = 10, typed: bool = False
 ) -> list[list[Inferred]]:
@@ -97,15 +97,15 @@ def infer(
     e = torch.tensor(entities, dtype=torch.long)
     r = torch.tensor(relations, dtype=torch.long)
     known = [bundle.facts.answers(a, b) for a, b in zip(entities, relations, strict=True)]
-    pool = k * _TYPED_POOL if typed else k
     known = [_withheld(bundle, a, b, x) for a, b, x in zip(entities, relations, known, strict=True)]
+    pool = k * _TYPED_POOL if typed else k
     wanted = min(pool + max(len(x) for x in known) + 1, bundle.model.num_entities)
     if bundle.index.on_gpu and wanted > _GPU_MAX_K:
         scores, ids = filtered_top_k(bundle.model, bundle.facts, e, r, k=pool)  # beyond FAISS-GPU's k: exact
-    else:
         for i, withheld in enumerate(known):  # filtered_top_k drops known facts; retracted/retired too
             drop = torch.isin(ids[i], withheld)
             ids[i, drop], scores[i, drop] = -1, float("-inf")
+    else:
         raw_scores, raw_ids = bundle.index.predict_tails(bundle.model, e, r, k=wanted)
         scores = torch.full((len(entities), pool), float("-inf"))
         ids = torch.full((len(entities), pool), -1, dtype=torch.long)
@@ -119,10 +119,10 @@ def infer(
     confidence = bundle.calibration.confidence(scores, *roles(bundle.facts, e, r, ids))
     results: list[list[Inferred]] = []
     for i in range(len(entities)):
-        row = [
         if len(bundle.retired) and bundle.is_retired(entities[i]):
             results.append([])  # a retired entity is not predicted
             continue
+        row = [
             Inferred(entities[i], relations[i], int(a), float(s), float(c))
             for a, s, c in zip(ids[i].tolist(), scores[i].tolist(), confidence[i].tolist(), strict=True)
             if a >= 0
