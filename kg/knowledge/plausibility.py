@@ -19,7 +19,8 @@ Three signals, each from the champion's bundle (model, known facts) and its vali
 A fact is a *suspect* when its probability is below ``threshold`` (default 0.5). Facts with an entity or
 relation the champion has never seen cannot be scored by the embeddings; they keep the prior 0.5 updated by
 whatever of signals 2-3 applies (``scored = "partial"``) or no probability at all (``scored = "none"``, a new
-relation). Suspects carry readable reasons.
+relation). A fact the champion already knows gets probability 1 (``scored = "known"``). Suspects carry readable
+reasons.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class Verdict:
     tail: int
     probability: float | None
     suspect: bool
-    scored: Literal["full", "partial", "none"]
+    scored: Literal["known", "full", "partial", "none"]
     score: float | None = None
     threshold: float | None = None
     type_misfit: Literal["head", "tail", "both"] | None = None
@@ -334,6 +335,9 @@ def check_facts(
     for i, (h, r, t) in enumerate(rows.tolist()):
         if r < 0:
             verdicts.append(Verdict(h, r, t, None, False, "none"))
+            continue
+        if h >= 0 and t >= 0 and facts.contains(h, r, t):
+            verdicts.append(Verdict(h, r, t, 1.0, False, "known", float(scores[i])))
             continue
         logit, score, cut = 0.0, None, None
         if h >= 0 and t >= 0:

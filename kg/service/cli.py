@@ -192,6 +192,9 @@ def build_parser(*, extensions: Sequence[Callable[[argparse._SubParsersAction], 
     ev.add_argument("--snapshot", type=int, default=None, help="default: the last finished one")
     ev.set_defaults(func=_evaluate)
     _add_knowledge_commands(sub)
+    from evergraph.kg.service.trust_cli import add_trust_commands
+
+    add_trust_commands(sub)  # check, explain (issue 10)
     for extend in extensions:
         extend(sub)
     return parser
