@@ -60,24 +60,20 @@ def _run(args: argparse.Namespace) -> int:
         if not (source / "0").exists():
             write_example_dataset(source, seed=0)
             kg_cli.console.print(f"example growing KG written to {source}")
-    train: dict[str, Any] = {"seed": args.seed, "device": args.device}
-    if args.max_epochs is not None:
-        train["max_epochs"] = args.max_epochs
+    engine = kg_cli.engine_config(args)  # names checked against their registries before any work
     config = PipelineConfig.model_validate(
         {
             "home": str(home.root),
-            "protocol": args.protocol,
-            "train": train,
+            "engine": engine,
             "show_progress": not args.quiet,
             "registry": {
                 k: v
                 for k, v in {"tracking_uri": args.tracking_uri, "tolerance": args.tolerance}.items()
                 if v is not None
             },
-            **({"dim": args.dim} if args.dim else {}),
         }
     )
-    summary = lifelong_pipeline(source=str(source), strategy=args.strategy, model=args.model, config=config)
+    summary = lifelong_pipeline(source=str(source), strategy=engine.strategy, model=engine.model.name, config=config)
     kg_cli.console.print(_summary_table(summary))
     champion = summary["champion"]
     if champion is None:
@@ -121,29 +117,24 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="the main job: the lifelong pipeline (Prefect + MLflow + FAISS) on a source")
     run.add_argument("--data", type=Path, default=None, help="snapshots dir (default: the example KG in the home)")
     run.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
-    run.add_argument("--strategy", default="lkge", help="lkge (default) | finetune | retrain")
-    run.add_argument("--model", default="transe", help="transe (default) | rotate | distmult | complex")
-    run.add_argument("--protocol", default="all-entities", help="all-entities (default) | lkge-paper")
-    run.add_argument("--max-epochs", type=int, default=None, help="epochs per snapshot at most (default 200)")
-    run.add_argument("--dim", type=int, default=None, help="embedding dimension (default 200)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    kg_cli.add_engine_options(run)  # the same engine options as `evergraph train`
     run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in the home)")
     run.add_argument("--tolerance", type=float, default=None, help="allowed MRR drop on old test sets (0.05)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_run)
 
     back = sub.add_parser("rollback", help="serve an earlier model version again (moves the champion alias)")
-    back.add_argument("version")
-    back.add_argument("--home", default=None)
+    back.add_argument("version", help="the registered model version to serve again, e.g. 3")
+    back.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
+
     back.set_defaults(func=_rollback)
 
     up = sub.add_parser(
         "up", help="start a local Prefect server, a process worker, the MLflow UI and the knowledge server"
     )
-    up.add_argument("--home", default=None)
-    up.add_argument("--prefect-port", type=int, default=4200)
-    up.add_argument("--mlflow-port", type=int, default=5000)
+    up.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
+    up.add_argument("--prefect-port", type=int, default=4200, help="Prefect server port (default 4200)")
+    up.add_argument("--mlflow-port", type=int, default=5000, help="MLflow UI port (default 5000)")
     up.add_argument("--knowledge-port", type=int, default=8000, help="evergraph serve's port, when a champion exists")
     up.add_argument("--no-knowledge", action="store_true", help="do not start the knowledge server")
     up.add_argument("--no-deploy", action="store_true", help="do not deploy prefect.yaml's deployments")

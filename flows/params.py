@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evergraph.flows.runners import TaskRunnerName
-from evergraph.kg.engine.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
+from evergraph.kg.engine.config import RunConfig
 from evergraph.kg.store.home import EvergraphHome
 from evergraph.kg.store.index import IndexConfig
 from evergraph.registry.config import RegistryConfig
+
+_FLAT_ENGINE_KEYS = {"protocol", "dim", "train", "lkge"}
 
 
 class PipelineConfig(BaseModel):
@@ -23,10 +26,11 @@ class PipelineConfig(BaseModel):
     home: str | None = Field(
         None, description="Evergraph home (MLflow store, runs, bundles); default $EVERGRAPH_HOME or ./.evergraph"
     )
-    protocol: str = Field("all-entities", description="evaluation protocol: all-entities | lkge-paper")
-    dim: int = Field(200, gt=0, description="embedding dimension")
-    train: TrainConfig = Field(default_factory=TrainConfig, description="training and early stopping")
-    lkge: LKGEConfig = Field(default_factory=LKGEConfig, description="LKGE loss weights and switches")
+    engine: RunConfig = Field(
+        default_factory=RunConfig,
+        description="the engine's configuration (protocol, model dim/init_scale, train, lkge) with the engine's own "
+        "defaults; the flow's strategy and model parameters set its names",
+    )
     index: IndexConfig = Field(default_factory=IndexConfig, description="FAISS entity index (factory string)")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="MLflow tracking and promotion gate")
     show_progress: bool = Field(False, description="rich progress bars in the flow's terminal")
@@ -35,18 +39,40 @@ class PipelineConfig(BaseModel):
     )
     max_workers: int = Field(4, gt=0, description="threads of the thread-pool task runner")
 
-    def run_config(self, *, strategy: str, model: str) -> RunConfig:
-        """The engine configuration for ``strategy`` and ``model``."""
-        return RunConfig(
-            strategy=strategy,
-            protocol=self.protocol,
-            model=ModelConfig(name=model, dim=self.dim),
-            train=self.train,
-            lkge=self.lkge,
-        )
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_keys_at_top(cls, data: Any) -> Any:
+        """Parameters saved before ``engine`` existed (``protocol``, ``dim``, ``train``, ``lkge`` at the top) are
+        moved into ``engine``; giving one both ways is refused."""
+        if not isinstance(data, dict) or not _FLAT_ENGINE_KEYS & set(data):
+            return data
+        data = dict(data)
+        engine = _plain(data.get("engine", {}))
+        engine["model"] = _plain(engine.get("model", {}))
+        for key in sorted(_FLAT_ENGINE_KEYS & set(data)):
+            target = engine["model"] if key == "dim" else engine
+            if key in target:
+                raise ValueError(f"{key} is given twice (at the top and in engine); keep the one in engine")
+            target[key] = data.pop(key)
+        data["engine"] = engine
+        return data
+
+    def run_config(self, *, strategy: str | None = None, model: str | None = None) -> RunConfig:
+        """The engine configuration with ``strategy`` and ``model`` names (default: those of :attr:`engine`),
+        validated against their registries."""
+        data = self.engine.model_dump()
+        if strategy is not None:
+            data["strategy"] = strategy
+        if model is not None:
+            data["model"]["name"] = model
+        return RunConfig.model_validate(data)
 
     def evergraph_home(self) -> EvergraphHome:
         return EvergraphHome.resolve(self.home)
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else dict(value)
 
 
 def lineage_name(*, source: str | Path, config: RunConfig) -> str:

@@ -6,7 +6,35 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def _known(value: str, names: list[str], *, kind: str) -> str:
+    """``value`` (lower-cased) when it names a registered component; a ValueError listing the names otherwise."""
+    if value.lower() not in names:
+        raise ValueError(f"unknown {kind} {value!r}; choose one of: {', '.join(names)}")
+    return value.lower()
+
+
+def model_names() -> list[str]:
+    """Registered interactions (``transe``, ``rotate``, ...): :data:`evergraph.kg.engine.interactions.INTERACTIONS`."""
+    from evergraph.kg.engine.interactions import INTERACTIONS
+
+    return INTERACTIONS.names()
+
+
+def strategy_names() -> list[str]:
+    """Registered strategies, from :data:`evergraph.kg.engine.strategies.STRATEGIES` (imports the training stack)."""
+    from evergraph.kg.engine.strategies import STRATEGIES
+
+    return STRATEGIES.names()
+
+
+def protocol_names() -> list[str]:
+    """Registered evaluation protocols, from :data:`evergraph.kg.engine.evaluation.PROTOCOLS`."""
+    from evergraph.kg.engine.evaluation import PROTOCOLS
+
+    return sorted(PROTOCOLS)
 
 
 class _Config(BaseModel):
@@ -19,6 +47,11 @@ class ModelConfig(_Config):
     name: str = Field("transe", description="interaction, by name: transe | rotate | distmult | complex")
     dim: int = Field(200, gt=0, description="embedding dimension (RotatE and ComplEx store 2*dim floats per entity)")
     init_scale: float = Field(2.0, gt=0, description="random entity/relation vectors start with norms near this")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return _known(value, model_names(), kind="model")
 
 
 class TrainConfig(_Config):
@@ -96,6 +129,16 @@ class RunConfig(_Config):
     model: ModelConfig = Field(default_factory=ModelConfig, description="the embedding model")
     train: TrainConfig = Field(default_factory=TrainConfig, description="training and early stopping")
     lkge: LKGEConfig = Field(default_factory=LKGEConfig, description="LKGE loss weights and switches")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        return _known(value, strategy_names(), kind="strategy")
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        return _known(value, protocol_names(), kind="protocol")
 
     def checksum(self) -> str:
         """sha256 of everything that changes results (the device does not, nor LKGE options for other strategies)."""

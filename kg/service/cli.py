@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,38 +56,7 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
 def _train(args: argparse.Namespace) -> int:
     from evergraph.kg.engine.lifelong import LifelongRun
 
-    train = TrainConfig(
-        **{
-            k: v
-            for k, v in {
-                "seed": args.seed,
-                "device": args.device,
-                "max_epochs": args.max_epochs,
-                "lr": args.lr,
-                "batch_size": args.batch_size,
-                "num_negatives": args.negatives,
-                "margin": args.margin,
-                "eval_every": args.eval_every,
-                "patience": args.patience,
-                "min_delta": args.min_delta,
-                "checkpoint_every": args.checkpoint_every,
-            }.items()
-            if v is not None
-        }
-    )
-    lkge = LKGEConfig(
-        **{
-            k: v
-            for k, v in {
-                "reconstruction_weight": args.reconstruction_weight,
-                "regularization_weight": args.regularization_weight,
-                "transfer": False if args.no_transfer else None,
-            }.items()
-            if v is not None
-        }
-    )
-    model = ModelConfig(name=args.model, **({"dim": args.dim} if args.dim else {}))
-    config = RunConfig(strategy=args.strategy, protocol=args.protocol, model=model, train=train, lkge=lkge)
+    config = engine_config(args)
     run = LifelongRun(data=args.data, out=args.out, config=config, show_progress=not args.quiet)
     metrics = run.run(upto=args.upto)
     console.print(metrics_table(metrics))
@@ -143,52 +112,160 @@ def _default(model: type[BaseModel], name: str) -> str:
     return f"{field.description} (default {field.default})"
 
 
+class _Names:
+    """Lazy argparse ``choices``: the registry is imported only when the option is checked or its help shown."""
+
+    def __init__(self, load: Callable[[], list[str]]) -> None:
+        self._load = load
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._load()
+
+
+ENGINE_OPTIONS: tuple[tuple[str, str | None, str, type], ...] = (
+    # flag, RunConfig section (None = top level), field, type
+    ("--dim", "model", "dim", int),
+    ("--init-scale", "model", "init_scale", float),
+    ("--seed", "train", "seed", int),
+    ("--max-epochs", "train", "max_epochs", int),
+    ("--lr", "train", "lr", float),
+    ("--batch-size", "train", "batch_size", int),
+    ("--min-batches", "train", "min_batches", int),
+    ("--negatives", "train", "num_negatives", int),
+    ("--margin", "train", "margin", float),
+    ("--adversarial-temperature", "train", "adversarial_temperature", float),
+    ("--eval-every", "train", "eval_every", int),
+    ("--patience", "train", "patience", int),
+    ("--min-delta", "train", "min_delta", float),
+    ("--checkpoint-every", "train", "checkpoint_every", int),
+    ("--eval-block-size", "train", "eval_block_size", int),
+    ("--reconstruction-weight", "lkge", "reconstruction_weight", float),
+    ("--regularization-weight", "lkge", "regularization_weight", float),
+    ("--mae-entities-per-batch", "lkge", "mae_entities_per_batch", int),
+    ("--mae-neighbours", "lkge", "mae_neighbours", int),
+    ("--transfer-rounds", "lkge", "transfer_rounds", int),
+)
+"""Engine options of ``train`` and ``run`` besides the names, ``--device`` and ``--no-transfer``; help and
+defaults come from the :mod:`evergraph.kg.engine.config` fields (the one source of defaults)."""
+_SECTIONS: dict[str | None, type[BaseModel]] = {
+    None: RunConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "lkge": LKGEConfig,
+}
+
+
+def add_engine_options(command: argparse.ArgumentParser) -> None:
+    """Add every engine option (strategy, model, protocol, device and the :data:`ENGINE_OPTIONS`) to ``command``;
+    ``train`` and ``run`` both call this, so they accept the same options. Names are checked against their
+    registries while parsing (before any work); an option left out is ``None`` (the config's default applies)."""
+    from evergraph.kg.engine.config import model_names, protocol_names, strategy_names
+
+    group = command.add_argument_group("engine options (defaults from the engine's RunConfig)")
+    for flag, field, load, section in (
+        ("--strategy", "strategy", strategy_names, None),
+        ("--model", "name", model_names, "model"),
+        ("--protocol", "protocol", protocol_names, None),
+    ):
+        default = _SECTIONS[section].model_fields[field].default
+        group.add_argument(
+            flag,
+            default=None,
+            type=str.lower,
+            choices=_Names(load),
+            metavar="NAME",
+            help=f"one of %(choices)s (default {default})",
+        )
+    group.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help=_default(TrainConfig, "device"))
+    for flag, section, field, kind in ENGINE_OPTIONS:
+        group.add_argument(flag, type=kind, default=None, help=_default(_SECTIONS[section], field))
+    group.add_argument("--no-transfer", action="store_true", help="lkge: new rows start at random, not transferred")
+
+
+def engine_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine options given on the command line, as a partial :class:`RunConfig` dict (nothing for options
+    left out)."""
+    given: dict[str, Any] = {"model": {}, "train": {}, "lkge": {}}
+    for name, value in (("strategy", args.strategy), ("protocol", args.protocol)):
+        if value is not None:
+            given[name] = value
+    if args.model is not None:
+        given["model"]["name"] = args.model
+    if args.device is not None:
+        given["train"]["device"] = args.device
+    for flag, section, field, _ in ENGINE_OPTIONS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            given[section or ""][field] = value
+    if args.no_transfer:
+        given["lkge"]["transfer"] = False
+    return given
+
+
+def engine_config(args: argparse.Namespace, *, base: dict[str, Any] | None = None) -> RunConfig:
+    """``base`` (a partial :class:`RunConfig` dict, default empty) with the command line's engine options on top,
+    validated (unknown names and bad values are an :class:`EvergraphError` naming the option)."""
+    from pydantic import ValidationError
+
+    merged: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (base or {}).items()}
+    for key, value in engine_overrides(args).items():
+        if isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as error:
+        raise EvergraphError(f"bad engine options: {error}") from None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("evergraph")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser(*, extensions: Sequence[Callable[[argparse._SubParsersAction], None]] = ()) -> argparse.ArgumentParser:
     """The ``evergraph`` parser; each of ``extensions`` (default none) adds sub-commands of packages that build
     on ``kg`` (the pipeline's ``run``/``up``/``rollback``), so ``kg`` never imports them."""
     parser = argparse.ArgumentParser(prog="evergraph", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"evergraph {_version()}", help="print the version")
+    sub = parser.add_subparsers(dest="command", required=True, help="the command to run (COMMAND -h for its help)")
 
     ex = sub.add_parser("example", help="write the small example growing KG")
-    ex.add_argument("--out", required=True, type=Path)
-    ex.add_argument("--seed", type=int, default=0)
-    ex.add_argument("--scale", type=float, default=1.0)
+    ex.add_argument("--out", required=True, type=Path, help="directory to write (0/, 1/, ... snapshots)")
+    ex.add_argument("--seed", type=int, default=0, help="random seed of the generated graph (default 0)")
+    ex.add_argument("--scale", type=float, default=1.0, help="size factor: 0.5 = about half the facts (default 1)")
     ex.set_defaults(func=_example)
 
     tr = sub.add_parser("train", help="learn every snapshot of a dataset (resumes an interrupted --out)")
     tr.add_argument("--data", required=True, type=Path, help="dataset dir with 0/, 1/, ... snapshots")
     tr.add_argument("--out", required=True, type=Path, help="run directory (metrics.json, checkpoints, vocab)")
-    tr.add_argument("--strategy", default="lkge", help="lkge (default) | finetune | retrain")
-    tr.add_argument("--model", default="transe", help="transe (default) | rotate | distmult | complex")
-    tr.add_argument("--protocol", default="all-entities", help="all-entities (default) | lkge-paper")
-    tr.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help=_default(TrainConfig, "device"))
-    tr.add_argument("--seed", type=int, default=None, help=_default(TrainConfig, "seed"))
-    tr.add_argument("--max-epochs", type=int, default=None, help=_default(TrainConfig, "max_epochs"))
-    tr.add_argument("--dim", type=int, default=None, help=_default(ModelConfig, "dim"))
-    tr.add_argument("--lr", type=float, default=None, help=_default(TrainConfig, "lr"))
-    tr.add_argument("--batch-size", type=int, default=None, help=_default(TrainConfig, "batch_size"))
-    tr.add_argument("--negatives", type=int, default=None, help=_default(TrainConfig, "num_negatives"))
-    tr.add_argument("--margin", type=float, default=None, help=_default(TrainConfig, "margin"))
-    tr.add_argument("--eval-every", type=int, default=None, help=_default(TrainConfig, "eval_every"))
-    tr.add_argument("--patience", type=int, default=None, help=_default(TrainConfig, "patience"))
-    tr.add_argument("--min-delta", type=float, default=None, help=_default(TrainConfig, "min_delta"))
-    tr.add_argument("--checkpoint-every", type=int, default=None, help=_default(TrainConfig, "checkpoint_every"))
-    tr.add_argument(
-        "--reconstruction-weight", type=float, default=None, help=_default(LKGEConfig, "reconstruction_weight")
-    )
-    tr.add_argument(
-        "--regularization-weight", type=float, default=None, help=_default(LKGEConfig, "regularization_weight")
-    )
-    tr.add_argument("--no-transfer", action="store_true", help="lkge: new rows start at random")
+    add_engine_options(tr)
     tr.add_argument("--upto", type=int, default=None, help="stop after this snapshot (default: all)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(func=_train)
 
+    from evergraph.kg.engine.config import protocol_names
+
     ev = sub.add_parser("evaluate", help="evaluate a saved run after one of its snapshots")
-    ev.add_argument("--run", required=True, type=Path)
+    ev.add_argument("--run", required=True, type=Path, help="run directory of `evergraph train` (its --out)")
     ev.add_argument("--data", type=Path, default=None, help="default: the run's data")
-    ev.add_argument("--protocol", default=None, help="default: the run's protocol")
+    ev.add_argument(
+        "--protocol",
+        default=None,
+        type=str.lower,
+        choices=_Names(protocol_names),
+        metavar="NAME",
+        help="one of %(choices)s (default: the run's protocol)",
+    )
     ev.add_argument("--snapshot", type=int, default=None, help="default: the last finished one")
     ev.set_defaults(func=_evaluate)
     _add_knowledge_commands(sub)
