@@ -161,9 +161,17 @@ class SettingsError(EvergraphError):
     """An environment variable read by :mod:`evergraph.kg.settings` has a value that cannot be used."""
 
 
+class PipelineBusyError(EvergraphError):
+    """Another pipeline kept the home's pipeline lock longer than the wait allowed; nothing was done."""
+
+
 class RegistryError(EvergraphError):
     """A tracking or registry operation cannot be done as asked (missing snapshot, unknown version, ...)."""
 
 
 class ManifestError(RegistryError):
     """Downloaded model files do not match their ``manifest.json`` (missing, extra or changed files)."""
+
+
+class InsecureServeError(EvergraphError):
+    """The knowledge server was asked to listen beyond this machine without a token (and without ``--insecure``)."""

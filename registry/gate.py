@@ -15,6 +15,12 @@ Two rules, both over filtered MRR from ``metrics.json`` entries:
   skipped and the reasons say so.
 
 No champion means the new version is the first one, and it is promoted.
+
+The gate fails closed: a gate that cannot compare does not promote. When the caller says the two versions cannot
+be compared (``cannot_compare``: e.g. the champion knows entities or relations the new version lacks, as with a
+new lineage of other options on the same graph), or when neither rule compared anything, the new version stays
+a challenger with the reason, unless ``promote_anyway`` forces the promotion (recorded in the reasons and in
+``forced``). :func:`interrupted_promotion` recognises a promotion an earlier run started but did not finish.
 """
 
 from __future__ import annotations
@@ -39,10 +45,13 @@ class GateDecision(BaseModel):
     earlier_test_sets: list[int] = Field(default_factory=list, description="test sets the forgetting rule compared")
     new_snapshot: int | None = Field(None, description="snapshot of the new version")
     champion_snapshot: int | None = Field(None, description="snapshot of the champion (None: there was none)")
+    forced: bool = Field(False, description="True: promoted with --promote-anyway although the gate did not pass")
 
     def to_markdown(self) -> str:
         """A short Markdown report: verdict, a table of the compared numbers, and the reasons."""
         verdict = "PROMOTE" if self.promote else "KEEP CHAMPION (new version stays challenger)"
+        if self.forced:
+            verdict = "PROMOTE (FORCED with --promote-anyway; the gate did not pass)"
         lines = [f"## Promotion gate: {verdict}", ""]
         champion = "none" if self.champion_snapshot is None else f"snapshot {self.champion_snapshot}"
         lines += [f"New version: snapshot {self.new_snapshot}; champion: {champion}.", ""]
@@ -78,11 +87,16 @@ def decide(
     new_earlier: Mapping[int, float] | None = None,
     champion_earlier: Mapping[int, float] | None = None,
     tolerance: float,
+    cannot_compare: str | None = None,
+    promote_anyway: bool = False,
 ) -> GateDecision:
     """Judge a new version (its ``metrics.json`` entry ``new_entry``) against the champion's entry (None: no
     champion). ``new_on_new``/``champion_on_new`` (default None: skip the new-knowledge rule) are MRRs on the
     part of the new test set the champion can score; ``new_earlier``/``champion_earlier`` (default None: use
-    the recorded entries) are MRRs per earlier test set on equal terms. See the module docstring for the rules.
+    the recorded entries) are MRRs per earlier test set on equal terms. ``cannot_compare`` (default None) is why
+    the two versions cannot be compared at all: then no rule runs and the version is not promoted.
+    ``promote_anyway`` (default False) promotes a version the gate did not pass, saying so. See the module
+    docstring for the rules.
     """
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
@@ -93,6 +107,21 @@ def decide(
             reasons=["first version: there is no champion yet, so it is promoted"],
             numbers={"tolerance": tolerance},
             new_snapshot=new_snapshot,
+        )
+    if cannot_compare is not None:
+        reasons = [
+            f"not comparable: {cannot_compare}; a gate that cannot compare does not promote (run again with "
+            "--promote-anyway to promote it regardless)"
+        ]
+        return _forced(
+            GateDecision(
+                promote=False,
+                reasons=reasons,
+                numbers={"tolerance": tolerance},
+                new_snapshot=new_snapshot,
+                champion_snapshot=int(champion_entry["snapshot"]),
+            ),
+            promote_anyway=promote_anyway,
         )
     equal_terms = new_earlier is not None and champion_earlier is not None
     if equal_terms:
@@ -133,21 +162,30 @@ def decide(
             )
     else:
         reasons.append("forgetting: skipped, the two versions share no earlier test set")
+    compared = bool(earlier)
 
     if new_on_new is None or champion_on_new is None:
         reasons.append("new knowledge: skipped, no MRR of both versions on the new test set was given")
     elif new_on_new >= champion_on_new:
+        compared = True
         reasons.append(
             f"new knowledge: passed, MRR on the new test set is {new_on_new:.4f} vs the champion's "
             f"{champion_on_new:.4f}"
         )
     else:
+        compared = True
         passed = False
         reasons.append(
             f"new knowledge: failed, MRR on the new test set is {new_on_new:.4f}, below the champion's "
             f"{champion_on_new:.4f}"
         )
-    return GateDecision(
+    if not compared:
+        passed = False
+        reasons.append(
+            "undecided: neither rule could compare the two versions; a gate that cannot compare does not "
+            "promote (run again with --promote-anyway to promote it regardless)"
+        )
+    decision = GateDecision(
         promote=passed,
         reasons=reasons,
         numbers=numbers,
@@ -155,3 +193,39 @@ def decide(
         new_snapshot=new_snapshot,
         champion_snapshot=int(champion_entry["snapshot"]),
     )
+    return _forced(decision, promote_anyway=promote_anyway)
+
+
+def _forced(decision: GateDecision, *, promote_anyway: bool) -> GateDecision:
+    """``decision`` itself, or, when it does not promote and ``promote_anyway`` is set, a forced promotion."""
+    if decision.promote or not promote_anyway:
+        return decision
+    reason = "forced: promoted with --promote-anyway although the gate did not pass (see the reasons above)"
+    return decision.model_copy(update={"promote": True, "forced": True, "reasons": [*decision.reasons, reason]})
+
+
+def interrupted_promotion(
+    *, version: str, pointer_version: str | None, champion_version: str | None, new_snapshot: int
+) -> GateDecision | None:
+    """A decision for a promotion an earlier run of the gate started but did not finish, else None.
+
+    Promotion switches the serving pointer first and moves the ``champion`` alias second. When the pointer
+    already names ``version`` (``pointer_version``) but the alias does not (``champion_version``), the earlier
+    run passed the gate and stopped in between: the promotion is completed, not judged again (the pointer's
+    bundle is this version, so a new comparison would compare the version with itself). When the alias already
+    names ``version``, the version is the champion already (whatever the pointer says; it is served again).
+    """
+    served = pointer_version is not None and str(pointer_version) == str(version)
+    alias = champion_version is not None and str(champion_version) == str(version)
+    if not served and not alias:
+        return None
+    if alias:
+        reason = f"already champion: version {version} holds the champion alias; nothing to judge"
+    else:
+        reason = (
+            f"interrupted promotion completed: the serving pointer already names version {version} (an earlier "
+            "run passed the gate and switched serving, then stopped before moving the champion alias, which "
+            f"names {'no version' if champion_version is None else 'version ' + str(champion_version)}); the "
+            "alias is moved without judging the version against itself"
+        )
+    return GateDecision(promote=True, reasons=[reason], numbers={}, new_snapshot=new_snapshot)

@@ -35,6 +35,8 @@ from mlflow import MlflowClient
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run, RunStatus
+from mlflow.utils.file_utils import local_file_uri_to_path
+from mlflow.utils.uri import is_local_uri
 
 from evergraph.kg.engine.run_files import find_entry
 from evergraph.kg.errors import RegistryError
@@ -196,6 +198,28 @@ def _write_model_dir(
     )
 
 
+def _local_artifact_dir(artifact_uri: str | None) -> Path | None:
+    """The directory of a run's artifacts when they are local files (``file://`` or a path), else None."""
+    if not artifact_uri or not is_local_uri(artifact_uri):
+        return None
+    path = Path(local_file_uri_to_path(artifact_uri) if artifact_uri.startswith("file:") else artifact_uri)
+    return path if path.is_dir() else None
+
+
+def discard_unfinished_run(client: MlflowClient, run: Run, *, what: str) -> None:
+    """A run cut short (a killed log: status RUNNING, or FAILED) is never reused: it is marked FAILED, its local
+    artifacts (half-uploaded weights, plots) are removed, and it is deleted; the snapshot is logged anew."""
+    run_id = run.info.run_id
+    logger.warning("discarding unfinished run %s (%s) of %s and its artifacts", run_id, run.info.status, what)
+    if run.info.status == RunStatus.to_string(RunStatus.RUNNING):
+        client.set_terminated(run_id, status="FAILED")
+    artifacts = _local_artifact_dir(run.info.artifact_uri)
+    if artifacts is not None:  # mlartifacts/<experiment>/<run id>/artifacts: the run's own directory goes
+        own = artifacts.parent if artifacts.name == "artifacts" and artifacts.parent.name == run_id else artifacts
+        shutil.rmtree(own, ignore_errors=True)
+    client.delete_run(run_id)
+
+
 def find_snapshot_runs(store: Store, *, lineage: str, snapshot: int) -> list[Run]:
     """Active (not deleted) runs tagged with ``lineage`` and ``snapshot``, oldest first."""
     query = f"tags.`{TAG_LINEAGE}` = '{check_lineage(lineage)}' AND tags.`{TAG_SNAPSHOT}` = '{int(snapshot)}'"
@@ -228,7 +252,8 @@ def log_snapshot_run(
     experiment defaults to ``config.experiment``, created on first use.
 
     Idempotent: a FINISHED run with the same lineage and snapshot is returned as it is (nothing is logged); an
-    unfinished one (a log cut short) is deleted and the snapshot is logged anew. A finished run whose content
+    unfinished one (a log cut short) is marked failed, its local artifacts removed and the run deleted
+    (:func:`discard_unfinished_run`), and the snapshot is logged anew. A finished run whose content
     hash differs raises :class:`RegistryError` (the lineage's history changed).
     """
     run_dir = Path(run_dir)
@@ -241,10 +266,7 @@ def log_snapshot_run(
 
     for run in find_snapshot_runs(store, lineage=lineage, snapshot=snapshot):
         if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
-            logger.warning(
-                "deleting unfinished run %s (%s) of %s snapshot %d", run.info.run_id, run.info.status, lineage, snapshot
-            )
-            client.delete_run(run.info.run_id)
+            discard_unfinished_run(client, run, what=f"{lineage} snapshot {snapshot}")
             continue
         logged = run.data.tags.get(TAG_CONTENT_HASH, "?")
         if logged != entry["content_hash"]:

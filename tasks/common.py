@@ -27,7 +27,9 @@ def retry_unless_final(task: Task[..., Any], task_run: TaskRun, state: State[Any
     try:
         state.result()
     except EvergraphError as error:
-        logger.error("%s failed with a final error, not retrying: %s", task_run.name, error)
+        logger.error(  # the error rides along, so the console can leave out what the command prints itself
+            "%s failed with a final error, not retrying: %s", task_run.name, error, extra={"evergraph_error": error}
+        )
         return False
     except Exception:  # noqa: BLE001 - anything else may be transient
         return True

@@ -12,12 +12,14 @@ an error is an explicit, counted policy (see :class:`~evergraph.kg.engine.snapsh
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
 import re
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ from evergraph.kg.errors import Problem, SnapshotError
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_FIELD_CHARS",
     "SPLITS",
     "GrowingKG",
     "RawSnapshot",
@@ -39,6 +42,7 @@ __all__ = [
     "read_names",
     "read_snapshot_dir",
     "read_split",
+    "text_field_problem",
 ]
 
 Triple = tuple[str, str, str]
@@ -55,6 +59,14 @@ _FIELDS = ("head", "relation", "tail")
 _MISSING_SPLIT = "missing split file; every snapshot needs train.txt, valid.txt and test.txt"
 _SNAPSHOT_NAME = re.compile(r"[0-9]+")
 
+MAX_FIELD_CHARS = 4096
+"""The longest field (label, id or name) accepted, in characters."""
+_FORBIDDEN_CHARS = "\x00-\x08\x0a-\x1f\x7f-\x9f\u200b\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff"
+"""Characters no field may hold (the body of a regex class): control characters (C0 but the tab, DEL, C1: NUL,
+CR, ESC, ...), the zero-width space, line and paragraph separators, bidirectional embeddings, overrides and
+isolates, and U+FEFF (a byte-order mark inside the text). Each would make a label that looks like another one."""
+_FORBIDDEN = re.compile(f"[{_FORBIDDEN_CHARS}]")
+
 
 # ----------------------------------------------------------------------------------------------- reading
 
@@ -68,6 +80,7 @@ class _ScannedFile:
     duplicates: int = 0
     problems: list[Problem] = field(default_factory=list)
     data: bytes = b""
+    bom_stripped: bool = False
 
 
 def _decoded_lines(data: bytes, where: str, problems: list[Problem]) -> list[tuple[int, str]]:
@@ -97,9 +110,42 @@ def _decoded_lines(data: bytes, where: str, problems: list[Problem]) -> list[tup
 
 
 def _clean_line_pattern(fields: int) -> re.Pattern[str]:
-    """A line of ``fields`` non-empty tab-separated fields with no whitespace at either end of any field."""
-    field_pattern = r"\S(?:[^\t]*\S)?"
+    """A line of ``fields`` non-empty tab-separated fields with no whitespace at either end of any field and no
+    forbidden character (:data:`_FORBIDDEN_CHARS`) in any (the fast path; :func:`text_field_problem` says why)."""
+    edge, inner = f"[^\\s{_FORBIDDEN_CHARS}]", f"[^\\t{_FORBIDDEN_CHARS}]"
+    field_pattern = f"{edge}(?:{inner}*{edge})?"
     return re.compile("\t".join([field_pattern] * fields))
+
+
+def text_field_problem(value: str, *, name: str, max_chars: int = MAX_FIELD_CHARS) -> str | None:
+    """Why ``value`` cannot be the field ``name`` (``"head"``, ``"id"``, ...) of a record, or None when it can.
+
+    The rules of every text field of every source: not empty, no whitespace at either end (a ``\\r`` left by a
+    ``\\r\\n`` line ending is named as such), no forbidden character (control characters such as NUL,
+    zero-width space, line separators, bidirectional controls, a byte-order mark inside the text: they make
+    labels that look like others), at most ``max_chars`` (default :data:`MAX_FIELD_CHARS`) characters. A reader
+    turns a reason into a ``Problem(path, line, reason)``; the reason says what to fix.
+    """
+    if value == "":
+        return f"empty {name}"
+    if value != value.strip():
+        hint = " (a \\r\\n line ending? use \\n)" if value.endswith("\r") else ""
+        return f"leading/trailing whitespace around the {name} field{hint}"
+    bad = _FORBIDDEN.search(value)
+    if bad is not None:
+        char = bad.group()
+        return (
+            f"forbidden character U+{ord(char):04X} ({_char_name(char)}) in the {name} field at character "
+            f"{bad.start() + 1}; remove it (control and invisible characters make labels that look like others)"
+        )
+    if len(value) > max_chars:
+        return f"the {name} field has {len(value)} characters, more than the {max_chars} allowed"
+    return None
+
+
+def _char_name(char: str) -> str:
+    names = {"\x00": "NUL", "\r": "carriage return", "\x1b": "escape", "\x7f": "delete", "\ufeff": "byte-order mark"}
+    return names.get(char) or unicodedata.name(char, "control character").lower()
 
 
 def _line_problems(where: str, number: int, line: str, field_names: tuple[str, ...]) -> list[Problem]:
@@ -112,11 +158,9 @@ def _line_problems(where: str, number: int, line: str, field_names: tuple[str, .
         return [Problem(where, number, f"expected {expected} tab-separated fields, found {len(fields)}")]
     problems = []
     for name, value in zip(field_names, fields, strict=True):
-        if value == "":
-            problems.append(Problem(where, number, f"empty {name}"))
-        elif value != value.strip():
-            hint = " (a \\r\\n line ending? use \\n)" if value.endswith("\r") else ""
-            problems.append(Problem(where, number, f"leading/trailing whitespace around the {name} field{hint}"))
+        reason = text_field_problem(value, name=name)
+        if reason is not None:
+            problems.append(Problem(where, number, reason))
     return problems
 
 
@@ -132,11 +176,16 @@ def _scan(path: Path, field_names: tuple[str, ...], *, missing: str) -> _Scanned
         scanned.problems.append(Problem(where, 0, missing))
         return scanned
     scanned.data = path.read_bytes()
+    text = scanned.data
+    if text.startswith(codecs.BOM_UTF8):  # policy: a leading UTF-8 byte-order mark is stripped and counted
+        text, scanned.bom_stripped = text[len(codecs.BOM_UTF8) :], True
+        logger.info("%s: stripped a leading UTF-8 byte-order mark", path)
     clean = _clean_line_pattern(len(field_names)).fullmatch
     seen: set[tuple[str, ...]] = set()
     rows, line_numbers = scanned.rows, scanned.line_numbers
-    for number, line in _decoded_lines(scanned.data, where, scanned.problems):
-        if clean(line) is None:  # slow path; a line it finds nothing wrong with is kept, never dropped
+    for number, line in _decoded_lines(text, where, scanned.problems):
+        # slow path for a line that is not clean; a line it finds nothing wrong with is kept, never dropped
+        if len(line) > MAX_FIELD_CHARS or clean(line) is None:
             line_problems = _line_problems(where, number, line, field_names)
             if line_problems:
                 scanned.problems.extend(line_problems)
@@ -158,8 +207,11 @@ def read_split(path: str | os.PathLike[str]) -> tuple[list[Triple], int]:
 
     Errors (all collected, raised together as one :class:`SnapshotError`, each naming ``file:line``): missing
     file, invalid UTF-8, a line without exactly 3 tab-separated fields, an empty field, whitespace around a
-    field (a ``\\r`` of a ``\\r\\n`` line ending included), an empty line. A final newline is fine.
-    Policy: a line repeating an earlier line of the same file is dropped and counted.
+    field (a ``\\r`` of a ``\\r\\n`` line ending included), an empty line, a forbidden character in a field
+    (NUL and other control or invisible characters) or a field over :data:`MAX_FIELD_CHARS` characters (every
+    field rule is :func:`text_field_problem`). A final newline is fine.
+    Policies: a line repeating an earlier line of the same file is dropped and counted; a leading UTF-8
+    byte-order mark is stripped (counted in the snapshot's ingest report as ``bom_stripped``).
     """
     scanned = _scan(Path(path), _FIELDS, missing=_MISSING_SPLIT)
     if scanned.problems:
@@ -188,6 +240,8 @@ class RawSnapshot:
     ``None`` (dump diffs) makes it the counted ``unknown_removed`` policy."""
     counts: dict[str, int] = field(default_factory=dict)
     """What the source reader counted (attributes, names, ...), reported with the snapshot."""
+    bom_stripped: dict[str, int] = field(default_factory=dict)
+    """Files whose leading UTF-8 byte-order mark was stripped (split or ``removed`` -> 1)."""
 
     def split(self, name: str) -> list[Triple]:
         """The triples of split ``name`` (``"train"``, ``"valid"`` or ``"test"``)."""
@@ -262,6 +316,18 @@ def read_snapshot_dir(path: str | os.PathLike[str]) -> RawSnapshot:
         removed = cast(list[Triple], result.rows)
         removed_at = [(str(removed_file), number) for number in result.line_numbers]
         hashed["removed"] = result.data
+        if result.bom_stripped:
+            scanned["removed"] = result
+    if not scanned["train"].rows and not scanned["train"].problems and not removed:
+        problems.insert(
+            0,
+            Problem(
+                str(path / "train.txt"),
+                0,
+                "holds no facts and the snapshot removes none; an empty snapshot would be learned, registered "
+                "and served as a model of nothing: add its facts or remove the snapshot directory",
+            ),
+        )
     if problems:
         raise SnapshotError(problems)
     triples = {name: cast(list[Triple], scanned[name].rows) for name in SPLITS}
@@ -274,6 +340,7 @@ def read_snapshot_dir(path: str | os.PathLike[str]) -> RawSnapshot:
         content_hash=_content_hash(hashed),
         removed=removed,
         removed_at=removed_at,
+        bom_stripped={name: 1 for name, result in scanned.items() if result.bom_stripped},
     )
 
 
@@ -435,7 +502,7 @@ class GrowingKG:
         relation_ids = self.relations.to_dict()
         old_entities, old_relations = len(entity_ids), len(relation_ids)
         known = self._known
-        report = IngestReport(duplicates_dropped=dict(raw.duplicates_dropped))
+        report = IngestReport(duplicates_dropped=dict(raw.duplicates_dropped), bom_stripped=dict(raw.bom_stripped))
         kept: dict[str, list[tuple[int, int, int]]] = {}
 
         # Train: assign ids to new labels in order of first appearance (head, relation, tail), skip known.

@@ -20,6 +20,7 @@ class IngestReport:
     - ``unknown_removed``: removals of facts that were never stored (a dump diff removing a fact that was
       excluded as unseen), ignored.
     - ``source``: what the source reader counted (e.g. ``attributes`` for literal-valued RDF triples, ``names``).
+    - ``bom_stripped``: files whose leading UTF-8 byte-order mark was stripped (split or ``removed`` -> 1).
     """
 
     duplicates_dropped: dict[str, int] = field(default_factory=dict)
@@ -28,6 +29,7 @@ class IngestReport:
     retracted: int = 0
     unknown_removed: int = 0
     source: dict[str, int] = field(default_factory=dict)
+    bom_stripped: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -40,6 +42,8 @@ class IngestReport:
             out["unknown_removed"] = self.unknown_removed
         if self.source:
             out["source"] = dict(self.source)
+        if self.bom_stripped:
+            out["bom_stripped"] = dict(self.bom_stripped)
         return out
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -53,7 +54,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_snapshot_index", "index_path", "switch_pointer", "write_bundle"]
+__all__ = ["build_snapshot_index", "index_path", "remove_stale_tmp", "switch_pointer", "write_bundle"]
+
+_TMP_NAME = re.compile(r"^\.[^.]+\.(?P<pid>[0-9]+)\.[^.]+\.tmp$")
+"""A bundle being written: ``.<dest name>.<writer pid>.<random>.tmp`` beside the bundle it becomes."""
 
 
 def _utc_now() -> str:
@@ -201,7 +205,8 @@ def write_bundle(
     )
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    remove_stale_tmp(dest.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent))
     try:
         weights = {key: model.state_dict()[key].detach().cpu().clone() for key in _WEIGHT_KEYS}
         save_torch(tmp / WEIGHTS, weights)
@@ -253,6 +258,39 @@ def write_bundle(
         raise
     logger.info("wrote bundle %s (version %s, snapshot %d of %s)", dest, version, snapshot, run_dir)
     return dest
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_tmp(bundles: Path | str) -> list[Path]:
+    """Remove the half-written bundles (``.<name>.<pid>.<random>.tmp`` directories) in ``bundles`` whose writer
+    process is gone (a killed run); a bundle still being written by a live process stays, and so does a final
+    bundle. Names without a writer pid (written before pids were recorded) are stale. Returns what was removed."""
+    bundles = Path(bundles)
+    if not bundles.is_dir():
+        return []
+    removed = []
+    for entry in bundles.iterdir():
+        if not (entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_dir()):
+            continue
+        match = _TMP_NAME.match(entry.name)
+        if match is not None and _alive(int(match["pid"])):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+            logger.warning("removed %s, a bundle left half-written by a stopped run", entry)
+    return removed
 
 
 def _facts_and_calibration(

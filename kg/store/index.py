@@ -345,7 +345,13 @@ class EntityIndex:
         config = config or saved
         interaction = str(meta["interaction"])
         metric = metric_for(interaction)
-        index = faiss.read_index(str(path))
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as error:  # garbage whose hash was rewritten to match: FAISS cannot parse it
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise EntityIndexError(
+                f"{path} is not a FAISS index FAISS can read ({first}); rebuild it (save the index again)"
+            ) from None
         found = {"width": int(index.d), "num_entities": int(index.ntotal), "metric": int(index.metric_type)}
         expected = {"width": meta["width"], "num_entities": meta["num_entities"], "metric": metric}
         wrong = [

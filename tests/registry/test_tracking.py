@@ -84,3 +84,27 @@ def test_unfinished_snapshot_and_bad_lineage_are_clear_errors(tracking_uri: str,
         log_snapshot_run(run_dir=run_dir, snapshot=3, lineage=LINEAGE, config=config)
     with pytest.raises(RegistryError, match="not a valid name"):
         log_snapshot_run(run_dir=run_dir, snapshot=0, lineage="it's", config=config)
+
+
+def test_a_killed_runs_artifacts_are_removed_and_the_run_is_never_reused(
+    logged: dict[int, str], tracking_uri: str, run_dir: Path, tmp_path: Path
+):
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_run(logged[0]).info.experiment_id
+    killed = client.create_run(experiment, tags={"evergraph.lineage": "killed", "evergraph.snapshot": "0"}).info
+    half = tmp_path / "weights.pt"
+    half.write_bytes(b"half an upload")
+    client.log_artifact(killed.run_id, str(half), "model")  # then the process was killed: the run stays RUNNING
+    artifacts = Path(local_file_uri_to_path(killed.artifact_uri))
+    assert (artifacts / "model" / "weights.pt").is_file()
+
+    config = RegistryConfig(tracking_uri=tracking_uri)
+    run_id = log_snapshot_run(run_dir=run_dir, snapshot=0, lineage="killed", config=config)
+    assert run_id != killed.run_id
+    old = client.get_run(killed.run_id).info
+    assert (old.status, old.lifecycle_stage) == ("FAILED", "deleted")
+    assert not artifacts.exists() and not artifacts.parent.exists()  # mlartifacts/<experiment>/<run id>/ is gone
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert log_snapshot_run(run_dir=run_dir, snapshot=0, lineage="killed", config=config) == run_id
