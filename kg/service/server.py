@@ -30,7 +30,6 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict
 
 from evergraph.kg.errors import InvalidQueryError, LLMNotConfiguredError, QuestionTooLongError
-from evergraph.kg.service.guard import MAX_BODY_BYTES, RequestGuard, check_exposure, token_matches
 from evergraph.kg.knowledge.explain_schemas import ExplainResult
 from evergraph.kg.knowledge.knowledge import MAX_K, Knowledge
 from evergraph.kg.knowledge.linking import MAX_QUESTION_CHARS
@@ -43,6 +42,7 @@ from evergraph.kg.knowledge.schemas import (
     SimilarResult,
     VersionInfo,
 )
+from evergraph.kg.service.guard import MAX_BODY_BYTES, RequestGuard, check_exposure, token_matches
 
 logger = logging.getLogger(__name__)
 
