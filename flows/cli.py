@@ -71,9 +71,16 @@ def _run(args: argparse.Namespace) -> int:
                 for k, v in {"tracking_uri": args.tracking_uri, "tolerance": args.tolerance}.items()
                 if v is not None
             },
+            "promote_anyway": args.promote_anyway,
         }
     )
-    summary = lifelong_pipeline(source=str(source), strategy=engine.strategy, model=engine.model.name, config=config)
+    from evergraph.flows.preflight import check_before_run
+    from evergraph.flows.quiet import quiet_expected_errors
+
+    strategy, model = engine.strategy, engine.model.name
+    check_before_run(source=source, strategy=strategy, model=model, config=config)  # before Prefect starts
+    with quiet_expected_errors():  # an EvergraphError prints once, as `error: ...`, not as Prefect tracebacks
+        summary = lifelong_pipeline(source=str(source), strategy=strategy, model=model, config=config)
     kg_cli.console.print(_summary_table(summary))
     champion = summary["champion"]
     if champion is None:
@@ -90,9 +97,11 @@ def _run(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     home = EvergraphHome.resolve(args.home)
     os.environ.update(prefect_environment(home))
+    from evergraph.flows.quiet import quiet_expected_errors
     from evergraph.flows.rollback import rollback_champion
 
-    result = rollback_champion(version=args.version, home=str(home.root))
+    with quiet_expected_errors():  # an EvergraphError prints once, as `error: ...`
+        result = rollback_champion(version=args.version, home=str(home.root))
     kg_cli.console.print(f"champion is now version {result['version']} (snapshot {result['snapshot']})")
     return 0
 
@@ -121,6 +130,12 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in the home)")
     run.add_argument("--tolerance", type=float, default=None, help="allowed MRR drop on old test sets (0.05)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--promote-anyway",
+        action="store_true",
+        help="promote new versions even when the gate cannot compare them with the champion or they fail it "
+        "(logged, recorded in the gate artifact)",
+    )
     run.set_defaults(func=_run)
 
     back = sub.add_parser("rollback", help="serve an earlier model version again (moves the champion alias)")

@@ -17,6 +17,7 @@ from evergraph.flows.params import PipelineConfig, lineage_name
 from evergraph.flows.runners import make_task_runner
 from evergraph.kg.engine.interactions import get_interaction
 from evergraph.kg.engine.strategies import get_strategy
+from evergraph.kg.store.bundle_writer import remove_stale_tmp
 from evergraph.tasks.artifacts import artifact_key, publish_snapshot
 from evergraph.tasks.common import open_registry
 from evergraph.tasks.evaluate import compare_with_champion
@@ -50,7 +51,9 @@ def learn_snapshot(
         show_progress=config.show_progress,
     )
     index = build_index.submit(run_dir=run_dir, snapshot=snapshot, index=config.index.model_dump())
-    comparison = compare_with_champion.submit(home=config.home, source=source, run_dir=run_dir, snapshot=snapshot)
+    comparison = compare_with_champion.submit(
+        home=config.home, source=source, run_dir=run_dir, snapshot=snapshot, lineage=lineage
+    )
     registered = register_snapshot(
         home=config.home,
         registry=registry,
@@ -79,6 +82,7 @@ def learn_snapshot(
         snapshot=snapshot,
         version=registered["version"],
         comparison=comparison.result(),
+        promote_anyway=config.promote_anyway,
     )
     published.result()  # a failed artifact task fails the snapshot instead of passing unnoticed
     return {
@@ -105,6 +109,7 @@ def lifelong_pipeline(
     get_interaction(model)
     lineage = lineage_name(source=source, config=run_config)
     home = config.evergraph_home()
+    remove_stale_tmp(home.bundles)  # half-written bundles of a killed run
     run_dir = str(home.run_dir(lineage))
     registry = config.registry.model_dump()
 

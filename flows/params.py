@@ -34,6 +34,11 @@ class PipelineConfig(BaseModel):
     index: IndexConfig = Field(default_factory=IndexConfig, description="FAISS entity index (factory string)")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="MLflow tracking and promotion gate")
     show_progress: bool = Field(False, description="rich progress bars in the flow's terminal")
+    promote_anyway: bool = Field(
+        False,
+        description="promote a new version even when the gate cannot compare it with the champion or it fails "
+        "(logged and recorded in the gate artifact)",
+    )
     task_runner: TaskRunnerName = Field(
         "threads", description="threads (one machine) | dask | ray (need prefect-dask / prefect-ray)"
     )

@@ -23,10 +23,15 @@ from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_fin
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_unless_final,
 )
-def compare_with_champion(*, home: str | None, source: str, run_dir: str, snapshot: int) -> dict[str, Any] | None:
+def compare_with_champion(
+    *, home: str | None, source: str, run_dir: str, snapshot: int, lineage: str | None = None
+) -> dict[str, Any] | None:
     """MRR of the new version and of the champion (loaded from its serving bundle, not from MLflow) on the part
     of ``snapshot``'s test set the champion can score, and (under ``earlier``) per earlier test set, both ranked
-    against the champion's entities; ``None`` when there is no champion to compare with."""
+    against the champion's entities; ``None`` when there is no champion to compare with, and
+    ``{"cannot_compare": reason}`` when the champion knows entities or relations the new version lacks (the gate
+    then does not promote); ``{"same_version": v}`` when ``lineage`` (default None: not checked) and ``snapshot``
+    are what the pointer already serves (an interrupted promotion: nothing to compare)."""
     logger = get_run_logger()
     evergraph_home = EvergraphHome.resolve(home)
     if not evergraph_home.champion_pointer.exists():
@@ -37,13 +42,26 @@ def compare_with_champion(*, home: str | None, source: str, run_dir: str, snapsh
     except BundleError as error:
         logger.warning("the champion's bundle cannot be loaded (%s); the new-test-set rule is skipped", error)
         return None
+    served = (champion.manifest.get("extra") or {}).get("lineage"), champion.snapshot
+    if lineage is not None and served == (lineage, snapshot):
+        logger.warning(
+            "the serving pointer already names this snapshot (version %s): an earlier run's promotion was "
+            "interrupted; not comparing the version with itself",
+            champion.version,
+        )
+        return {"same_version": champion.version, "champion_version": champion.version}
     new, _ = load_model_checkpoint(RunPaths(run_dir).snapshot_checkpoint(snapshot))
     if champion.model.interaction_name != new.interaction_name or champion.model.entity.shape[1] != new.entity.shape[1]:
         logger.info("the champion is a different kind of model; the new-test-set rule is skipped")
         return None
     if champion.model.num_entities > new.num_entities or champion.model.num_relations > new.num_relations:
-        logger.info("the champion comes from another lineage with a larger graph; the new-test-set rule is skipped")
-        return None
+        reason = (
+            f"the champion (version {champion.version}) knows {champion.model.num_entities} entities and "
+            f"{champion.model.num_relations} relations, the new version (snapshot {snapshot}) only "
+            f"{new.num_entities} and {new.num_relations}: it cannot answer for everything the champion serves"
+        )
+        logger.warning("the gate cannot compare: %s", reason)
+        return {"cannot_compare": reason, "champion_version": champion.version}
     kg = load_shared(source, upto=snapshot)
     result = compare_on_new_test_set(new=new, champion=champion.model, kg=kg, snapshot=snapshot)
     earlier = compare_on_earlier_test_sets(

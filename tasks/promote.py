@@ -8,9 +8,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from evergraph.kg.engine.run_files import RunPaths, read_entry
+from evergraph.kg.store.bundle import read_pointer
 from evergraph.kg.store.bundle_writer import switch_pointer, write_bundle
 from evergraph.kg.store.home import EvergraphHome
 from evergraph.registry import decide
+from evergraph.registry.gate import interrupted_promotion
 from evergraph.tasks.artifacts import artifact_key
 from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
 
@@ -49,26 +51,44 @@ def promote_version(
     snapshot: int,
     version: str,
     comparison: dict[str, Any] | None,
+    promote_anyway: bool = False,
 ) -> dict[str, Any]:
     """Apply the gate: ``champion`` when the version does not forget (within the tolerance) and is not worse on
-    the new test set, else ``challenger``; a markdown artifact explains the decision. A promoted version's
-    bundle is written and the serving pointer switched before the alias moves."""
+    the new test set, else ``challenger``; a gate that cannot compare (``comparison["cannot_compare"]``, or no
+    rule compared anything) keeps the version ``challenger`` unless ``promote_anyway`` (default False) forces it.
+    A markdown artifact explains the decision. A promoted version's bundle is written and the serving pointer
+    switched before the alias moves; when an earlier run stopped in between (the pointer already names
+    ``version``), the promotion is completed instead of judged again."""
     logger = get_run_logger()
     reg = open_registry(home=home, registry=registry)
     evergraph_home = EvergraphHome.resolve(home)
     champion = reg.champion()
-    champion_entry = None if champion is None or champion.version == version else reg.version_metrics(champion.version)
-    decision = decide(
-        new_entry=read_entry(RunPaths(run_dir), snapshot),
-        champion_entry=champion_entry,
-        new_on_new=None if comparison is None else comparison.get("new_mrr"),
-        champion_on_new=None if comparison is None else comparison.get("champion_mrr"),
-        new_earlier=None if comparison is None else _per_set((comparison.get("earlier") or {}).get("new_mrr")),
-        champion_earlier=None
-        if comparison is None
-        else _per_set((comparison.get("earlier") or {}).get("champion_mrr")),
-        tolerance=reg.config.tolerance,
+    pointer = read_pointer(evergraph_home.champion_pointer)
+    decision = interrupted_promotion(
+        version=version,
+        pointer_version=None if pointer is None else str(pointer["version"]),
+        champion_version=None if champion is None else champion.version,
+        new_snapshot=snapshot,
     )
+    if decision is not None:
+        logger.warning("%s", decision.reasons[0])
+    else:
+        champion_entry = None if champion is None else reg.version_metrics(champion.version)
+        decision = decide(
+            new_entry=read_entry(RunPaths(run_dir), snapshot),
+            champion_entry=champion_entry,
+            new_on_new=None if comparison is None else comparison.get("new_mrr"),
+            champion_on_new=None if comparison is None else comparison.get("champion_mrr"),
+            new_earlier=None if comparison is None else _per_set((comparison.get("earlier") or {}).get("new_mrr")),
+            champion_earlier=None
+            if comparison is None
+            else _per_set((comparison.get("earlier") or {}).get("champion_mrr")),
+            tolerance=reg.config.tolerance,
+            cannot_compare=None if comparison is None else comparison.get("cannot_compare"),
+            promote_anyway=promote_anyway,
+        )
+        if decision.forced:
+            logger.warning("version %s is promoted with --promote-anyway: %s", version, "; ".join(decision.reasons))
     bundle = None
     if decision.promote:
         bundle = _serve(home=evergraph_home, run_dir=run_dir, snapshot=snapshot, version=version, lineage=lineage)
@@ -80,7 +100,8 @@ def promote_version(
     )
     alias = "champion" if decision.promote else "challenger"
     logger.info("version %s is now %s: %s", version, alias, "; ".join(decision.reasons))
-    return {"version": version, "alias": alias, "reasons": decision.reasons, "bundle": bundle}
+    forced = decision.forced
+    return {"version": version, "alias": alias, "reasons": decision.reasons, "bundle": bundle, "forced": forced}
 
 
 def _per_set(mrrs: dict[Any, float] | None) -> dict[int, float] | None:

@@ -309,6 +309,12 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="default 8000")
     serve.add_argument("--token-env", default=None, help="env var holding a bearer token the clients must send")
+    serve.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback --host without a token (a trusted network)"
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=None, help="largest request body accepted (default 65536; 413 above)"
+    )
     serve.add_argument("--poll", type=float, default=1.0, help="seconds between champion checks (default 1)")
     serve.add_argument("--hops", type=int, choices=[1, 2], default=None, help="guide hops, 1 (default) or 2")
     serve.add_argument("--encoder", default=None, help="linking text encoder: hashing (default) | minilm")
@@ -399,6 +405,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from evergraph.kg.service.guard import check_exposure
     from evergraph.kg.service.server import serve
     from evergraph.kg.service.serving import ChampionWatcher
 
@@ -408,6 +415,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         options["chat"] = ChatConfig.from_env()
     token = _token(args.token_env)
+    check_exposure(host=args.host, token=token, insecure=args.insecure)  # before loading anything
     watcher = ChampionWatcher(args.home, poll_interval=args.poll, **options).start()
     console.print(
         f"serving model version {watcher.current().version} on http://{args.host}:{args.port} "
@@ -415,7 +423,8 @@ def _serve(args: argparse.Namespace) -> int:
         highlight=False,
     )
     try:
-        serve(watcher.current, host=args.host, port=args.port, token=token)
+        limits = {} if args.max_body_bytes is None else {"max_body_bytes": args.max_body_bytes}
+        serve(watcher.current, host=args.host, port=args.port, token=token, insecure=args.insecure, **limits)
     finally:
         watcher.stop()
     return 0

@@ -196,7 +196,7 @@ class Bundle:
         it, only that the files exist. ``index_config`` (default: the saved one) sets ``nprobe``/``ef_search``/
         ``use_gpu`` for searching. Any problem is a :class:`BundleError` naming the file.
         """
-        from evergraph.kg.errors import EntityIndexError
+        from evergraph.kg.errors import EntityIndexError, EvergraphError
         from evergraph.kg.store.index import EntityIndex
 
         path = Path(path)
@@ -219,8 +219,11 @@ class Bundle:
         except RuntimeError as error:
             raise BundleError(f"{path / WEIGHTS} does not fit the manifest ({error}); write the bundle again") from None
         model.eval()
-        entities = Vocabulary.load(path / ENTITIES, kind="entity")
-        relations = Vocabulary.load(path / RELATIONS, kind="relation")
+        try:
+            entities = Vocabulary.load(path / ENTITIES, kind="entity")
+            relations = Vocabulary.load(path / RELATIONS, kind="relation")
+        except EvergraphError as error:  # a tampered vocabulary: the file and line are in the message
+            raise BundleError(f"{path} has an unreadable vocabulary: {error}; write the bundle again") from None
         found = (model.num_entities, model.num_relations, len(entities), len(relations))
         expected = (manifest["num_entities"], manifest["num_relations"]) * 2
         if found != expected:
@@ -231,7 +234,10 @@ class Bundle:
         names: dict[str, dict[str, str]] = {}
         for name in (ENTITY_NAMES, RELATION_NAMES):
             if (path / name).is_file():
-                names[name] = read_names(path / name)
+                try:
+                    names[name] = read_names(path / name)
+                except EvergraphError as error:
+                    raise BundleError(f"{path / name} cannot be read: {error}; write the bundle again") from None
         try:
             index = EntityIndex.load(path / INDEX, model=model, config=index_config)
         except EntityIndexError as error:
