@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from evergraph.flows.lock import one_pipeline_per_home
 from evergraph.flows.params import PipelineConfig, lineage_name
 from evergraph.flows.runners import make_task_runner
 from evergraph.kg.engine.interactions import get_interaction
@@ -96,6 +97,7 @@ def learn_snapshot(
 
 
 @flow(name="evergraph-lifelong", flow_run_name="lifelong-{strategy}-{model}")
+@one_pipeline_per_home  # a manual run and a scheduled one on the same home take turns
 def lifelong_pipeline(
     source: str, strategy: str = "lkge", model: str = "transe", config: PipelineConfig | None = None
 ) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from evergraph.kg.engine.comparison import compare_on_earlier_test_sets, compare
 from evergraph.kg.engine.ingest import load_shared
 from evergraph.kg.engine.run_files import RunPaths, load_model_checkpoint
 from evergraph.kg.errors import BundleError
-from evergraph.kg.store.bundle import load_champion
+from evergraph.kg.store.bundle import load_champion_model
 from evergraph.kg.store.home import EvergraphHome
 from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
 
@@ -38,7 +38,7 @@ def compare_with_champion(
         logger.info("no champion yet: nothing to compare snapshot %d with", snapshot)
         return None
     try:
-        champion = load_champion(evergraph_home)
+        champion = load_champion_model(evergraph_home)  # the model only: no index, facts or calibration
     except BundleError as error:
         logger.warning("the champion's bundle cannot be loaded (%s); the new-test-set rule is skipped", error)
         return None

@@ -15,6 +15,7 @@ from evergraph.registry import decide
 from evergraph.registry.gate import interrupted_promotion
 from evergraph.tasks.artifacts import artifact_key
 from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
+from evergraph.tasks.events import PROMOTED, ROLLED_BACK, emit_champion_event
 
 
 def _serve(*, home: EvergraphHome, run_dir: str, snapshot: int, version: str, lineage: str) -> str:
@@ -93,6 +94,16 @@ def promote_version(
     if decision.promote:
         bundle = _serve(home=evergraph_home, run_dir=run_dir, snapshot=snapshot, version=version, lineage=lineage)
     reg.promote(version, decision)
+    if decision.promote and (champion is None or champion.version != version):
+        emit_champion_event(
+            PROMOTED,
+            model_name=reg.model_name,
+            version=version,
+            snapshot=snapshot,
+            lineage=lineage,
+            previous=None if champion is None else champion.version,
+            reasons=list(decision.reasons),
+        )
     create_markdown_artifact(
         decision.to_markdown(),
         key=artifact_key(lineage, "gate"),
@@ -123,6 +134,15 @@ def rollback_version(*, home: str | None, registry: dict[str, Any], version: str
         version=info.version,
         lineage=info.lineage,
     )
+    previous = reg.champion()
     reg.rollback(info.version)
+    emit_champion_event(
+        ROLLED_BACK,
+        model_name=reg.model_name,
+        version=info.version,
+        snapshot=info.snapshot,
+        lineage=info.lineage,
+        previous=None if previous is None else previous.version,
+    )
     get_run_logger().info("champion is now version %s (snapshot %d of %s)", info.version, info.snapshot, info.lineage)
     return {"version": info.version, "snapshot": info.snapshot, "bundle": bundle}

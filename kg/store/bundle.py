@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from evergraph.kg.engine.atomic import sha256_file
 from evergraph.kg.engine.ingest import read_names
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.vocab import Vocabulary
 from evergraph.kg.errors import BundleError
-from evergraph.kg.engine.atomic import sha256_file
 from evergraph.kg.store.calibration import Calibration
 from evergraph.kg.store.facts import FactTable
 from evergraph.kg.store.home import EvergraphHome
@@ -56,7 +56,9 @@ __all__ = [
     "BUNDLE_FORMAT",
     "Bundle",
     "BundleError",
+    "BundleModel",
     "load_champion",
+    "load_champion_model",
     "read_pointer",
 ]
 
@@ -130,6 +132,46 @@ def _verify(path: Path, *, hashes: bool = True) -> dict[str, Any]:
     return manifest
 
 
+def _load_model(path: Path, *, manifest: dict[str, Any], device: torch.device | str) -> KGEModel:
+    """The bundle's model (eval mode, on ``device``) from ``weights.pt`` and the manifest."""
+    try:
+        weights = torch.load(path / WEIGHTS, map_location=device, weights_only=True)
+    except Exception as error:  # any unreadable file is the same problem to the user
+        raise BundleError(f"{path / WEIGHTS} cannot be read ({error}); write the bundle again") from None
+    if not isinstance(weights, dict) or sorted(weights) != sorted(_WEIGHT_KEYS):
+        found = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
+        raise BundleError(f"{path / WEIGHTS} holds {found}, not {list(_WEIGHT_KEYS)}; write the bundle again")
+    model = KGEModel(
+        interaction=manifest["interaction"],
+        num_entities=weights["entity"].shape[0],
+        num_relations=weights["relation"].shape[0] // 2,
+        dim=manifest["dim"],
+    ).to(device)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise BundleError(f"{path / WEIGHTS} does not fit the manifest ({error}); write the bundle again") from None
+    return model.eval()
+
+
+@dataclass(frozen=True, eq=False)
+class BundleModel:
+    """Only the model of a bundle, with its manifest (``version``, ``snapshot``): what comparing with the champion
+    needs, without its index, facts, vocabularies or calibration. Load with :func:`load_champion_model`."""
+
+    path: Path
+    manifest: dict[str, Any]
+    model: KGEModel
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def snapshot(self) -> int:
+        return int(self.manifest["snapshot"])
+
+
 @dataclass(frozen=True, eq=False)
 class Bundle:
     """A loaded serving bundle: model, vocabularies, readable names, entity index, known facts and the
@@ -201,24 +243,7 @@ class Bundle:
 
         path = Path(path)
         manifest = _verify(path, hashes=verify)
-        try:
-            weights = torch.load(path / WEIGHTS, map_location=device, weights_only=True)
-        except Exception as error:  # any unreadable file is the same problem to the user
-            raise BundleError(f"{path / WEIGHTS} cannot be read ({error}); write the bundle again") from None
-        if not isinstance(weights, dict) or sorted(weights) != sorted(_WEIGHT_KEYS):
-            found = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
-            raise BundleError(f"{path / WEIGHTS} holds {found}, not {list(_WEIGHT_KEYS)}; write the bundle again")
-        model = KGEModel(
-            interaction=manifest["interaction"],
-            num_entities=weights["entity"].shape[0],
-            num_relations=weights["relation"].shape[0] // 2,
-            dim=manifest["dim"],
-        ).to(device)
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as error:
-            raise BundleError(f"{path / WEIGHTS} does not fit the manifest ({error}); write the bundle again") from None
-        model.eval()
+        model = _load_model(path, manifest=manifest, device=device)
         try:
             entities = Vocabulary.load(path / ENTITIES, kind="entity")
             relations = Vocabulary.load(path / RELATIONS, kind="relation")
@@ -302,11 +327,8 @@ def read_pointer(pointer: Path | str) -> dict[str, Any] | None:
     return data
 
 
-def load_champion(home: EvergraphHome | Path | str, **kwargs: Any) -> Bundle:
-    """Load the bundle the champion pointer of ``home`` names (``kwargs`` go to :meth:`Bundle.load`).
-
-    ``home`` is an :class:`EvergraphHome` or its root directory.
-    """
+def _champion_bundle(home: EvergraphHome | Path | str) -> tuple[Path, Path, dict[str, Any]]:
+    """(pointer, bundle directory, pointer data) of ``home``'s champion; :class:`BundleError` when there is none."""
     home = home if isinstance(home, EvergraphHome) else EvergraphHome.resolve(home)
     pointer = home.champion_pointer
     data = read_pointer(pointer)
@@ -317,6 +339,30 @@ def load_champion(home: EvergraphHome | Path | str, **kwargs: Any) -> Bundle:
         raise BundleError(
             f"{pointer} names bundle {bundle}, which does not exist; promote a version again or roll back"
         )
+    return pointer, bundle, data
+
+
+def load_champion_model(home: EvergraphHome | Path | str, *, device: torch.device | str = "cpu") -> BundleModel:
+    """Only the model of ``home``'s champion bundle (its ``weights.pt`` checked against the manifest's SHA-256);
+    the index, facts, vocabularies and calibration are not read."""
+    pointer, bundle, data = _champion_bundle(home)
+    manifest = _verify(bundle, hashes=False)
+    if sha256_file(bundle / WEIGHTS) != manifest["files"][WEIGHTS]:
+        raise BundleError(f"{bundle / WEIGHTS} does not match the SHA-256 in {MANIFEST}; write the bundle again")
+    loaded = BundleModel(path=bundle, manifest=manifest, model=_load_model(bundle, manifest=manifest, device=device))
+    if loaded.version != str(data["version"]):
+        raise BundleError(
+            f"{pointer} says version {data['version']!r} but {bundle} holds {loaded.version!r}; promote again"
+        )
+    return loaded
+
+
+def load_champion(home: EvergraphHome | Path | str, **kwargs: Any) -> Bundle:
+    """Load the bundle the champion pointer of ``home`` names (``kwargs`` go to :meth:`Bundle.load`).
+
+    ``home`` is an :class:`EvergraphHome` or its root directory.
+    """
+    pointer, bundle, data = _champion_bundle(home)
     loaded = Bundle.load(bundle, **kwargs)
     if loaded.version != str(data["version"]):
         raise BundleError(
