@@ -1,33 +1,47 @@
 """Parametric knowledge guiding: turn a question into the cited knowledge a black-box LLM needs.
 
-:meth:`Guide.guide` works in four steps on one serving bundle (:class:`kg.Bundle`):
+:meth:`Guide.guide` works in five steps on one serving bundle (:class:`kg.Bundle`):
 
-1. **Linking** (:class:`evergraph.kg.knowledge.linking.Linker`): an entity candidate's score is its linking score times
-   how well it agrees with its place in the question: the share of its mention it covers (a name matching part of a
+1. **Linking** (:class:`evergraph.kg.knowledge.linking.Linker`: exact names and aliases, partial names such as
+   "Obama" or "the Lakers", then text similarity): an entity candidate's score is its linking score times how well
+   it agrees with its place in the question: the share of its mention it covers (a name matching part of a
    longer capitalised run, "Hawaii" in "What is the webpage of Hawaii County?", covers 6/13 of it: the question
    is probably about something else), for text matches the edit similarity of mention and name instead of the
    cosine that found it (a typo keeps ~0.9), and a halving for a proper name matched by lower-case words ("the
-   artist" is not the film "The Artist"); candidates scoring at
-   least ``min_entity_score`` (at most ``max_entities``) anchor the question. Every relation gets a score for
-   the question: the best of its linking score and the cosine between its text and the question's remaining
-   words (without the linked entity names and stopwords); relations scoring at least ``min_relation_score`` and
-   within ``relation_margin`` of the best (at most ``max_relations``) are *asked for*.
-2. **Known facts** (the bundle's training facts): each fact of an anchor ``a`` (linking score ``s_a``) with
-   relation ``r`` gets the relevance ``s_a * (0.4 + 0.6 * score(r))``: a fact of the asked relation scores up
-   to 1, any other fact of the entity 0.4 (the question is about the entity, the relation is unknown). A fact
-   joining two anchors scores at least the lower of their linking scores. With ``hops=2`` the facts of the
-   ``max_neighbours`` most relevant neighbours are added at ``0.5 * relevance(joining fact) * (0.4 + 0.6 *
-   score(r))``. Facts below ``min_relevance`` are dropped; the best ``max_known`` are kept.
-3. **Inferred facts**: each (anchor, asked relation) pair is asked in both directions through the bundle's FAISS
-   index (:func:`evergraph.kg.knowledge.inference.infer`: known answers excluded, so a known fact is never repeated);
-   answers with a calibrated confidence of at least ``min_confidence`` are kept, the best ``max_inferred`` by
-   ``s_a * score(r) * confidence``. An answer whose type does not fit the relation's domain and range as the
-   known facts show them is never offered (``infer(..., typed=True)``, :mod:`evergraph.kg.knowledge.types`).
-4. **Context**: each fact becomes a sentence from the name files ("Jeremy Irons — place of birth: Cowes."),
-   numbered for citation (``[1]``), marked known (with its snapshot) or inferred (with its confidence), under a
-   header naming the model version and snapshot. Facts are added by priority while the context stays within
-   ``max_context_tokens`` (estimated as one token per 4 characters, rounded up); the rest are counted in
-   ``dropped_facts``. Known facts are listed first.
+   artist" is not the film "The Artist"); candidates scoring at least ``min_entity_score`` (at most
+   ``max_entities``) anchor the question.
+2. **What the question asks** (:meth:`Guide._signal`): the question without the anchors' names ("Where did
+   go to college?") is encoded once by the linker's relation encoder (by default the MiniLM sentence encoder
+   when installed, else the character encoder) and compared with every relation's readable names, encoded once
+   per bundle (``/education/educational_institution/students_graduates./education/education/student`` ->
+   "educational institution students graduates education student"); a relation's *strength* is the best cosine
+   (or its exact linking score). Scores are relative: 1 for the strongest relation, falling to 0 at
+   ``relation_window`` below it, all scaled down when the strongest is under ``min_relation_score``. Relations
+   scoring at least ``1 - relation_margin`` with a strength of at least ``min_relation_score`` (at most
+   ``max_relations``) are *asked for*. The **answer kind** (:mod:`evergraph.kg.knowledge.answers`: "who" -> a
+   person, "where"/"which country" -> a place, "when"/"what year" -> a date) is a signal too: a candidate whose
+   answer end is known to be of another kind counts ``answer_kind_weight`` (0.6) as much.
+3. **Known facts, one and two hops**: a fact of anchor ``a`` (linking score ``s_a``) with relation ``r`` scores
+   ``s_a * (0.4 + 0.6 * score(r)) * kind factor``: a fact of the asked relation up to 1, any other fact of the
+   entity 0.4 (the question is about the entity, the relation is unknown). A fact joining two anchors scores at
+   least the lower of their linking scores. With ``hops=2`` (default), the ``max_neighbours`` neighbours whose
+   joining relation the question points at most are expanded: a *path* ``a -r1-> m -r2-> o`` scores ``s_a *
+   (0.2 + 0.6 * score(r1, r2)) * kind factor``, where the path's score is the cosine of the question with the
+   sum of the two relations' name vectors (from the cosines with each and the relations' own cosine: a
+   composition such as place of birth then contained by, for "Which country was X born in?"); paths back the way
+   they came (the other people born in the same city) are left out. Facts below ``min_relevance`` are dropped;
+   the best ``max_known`` are kept, with a little diversity across relations, a two-hop fact always together
+   with the fact that joins it to the anchor (both count).
+4. **Inferred facts**: each (anchor, asked relation) pair is asked in both directions through the bundle's FAISS
+   index (:func:`evergraph.kg.knowledge.inference.infer`: known answers excluded, so a known fact is never
+   repeated); answers with a calibrated confidence of at least ``min_confidence`` are kept, the best
+   ``max_inferred`` by ``s_a * score(r) * confidence``.
+5. **Context**: each fact becomes a sentence from the name files ("Jeremy Irons — place of birth: Cowes."),
+   numbered for citation (``[1]``), marked known (with its snapshot; a two-hop fact also ``via [n]``, the fact
+   that joins it to the question's entity) or inferred (with its confidence), under a header naming the model
+   version and snapshot. Facts are added by priority while the context stays within ``max_context_tokens``
+   (estimated as one token per 4 characters, rounded up; a two-hop fact only with its joining fact); the rest
+   are counted in ``dropped_facts``. Known facts are listed first, by relevance.
 
 **Abstention**: when no entity links above ``min_entity_score``, or no fact passes the bars, the result has
 ``abstained=True``, a ``reason`` and the configurable ``abstain_message``, and no prompt: nothing is sent to an
@@ -45,6 +59,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergraph.kg.knowledge.answers import EntityKinds, expected_kind
+from evergraph.kg.knowledge.explain import cite_reasons
 from evergraph.kg.knowledge.inference import infer
 from evergraph.kg.knowledge.linking import STOPWORDS, LinkCandidate, Linker, case_informative, relation_text
 from evergraph.kg.knowledge.schemas import ChatMessage, EntityRef, Fact, GuideResult, LinkedItem, RelationRef
@@ -121,15 +136,25 @@ def estimate_tokens(text: str) -> int:
 
 def relation_phrase(label: str, name: str | None) -> str:
     """The phrase a fact is written with: a readable ``name`` when it is more than the label's words, else the
-    last segment of a Freebase path (``/people/person/place_of_birth`` -> ``place of birth``), else the label's
-    words (``born_in`` -> ``born in``)."""
+    last segment of a Freebase path (``/people/person/place_of_birth`` -> ``place of birth``), with the compound
+    node's property when it adds words (``/people/person/spouse_s./people/marriage/location_of_ceremony`` ->
+    ``spouse / location of ceremony``), else the label's words (``born_in`` -> ``born in``)."""
     if name and normalize_text(name) != normalize_text(relation_text(label)):
         return name.strip()
     if label.startswith("/"):
-        segments = [s for s in label.split(".")[0].split("/") if s]
-        if segments:
-            return relation_text(segments[-1])
+        parts = [[s for s in part.split("/") if s] for part in label.split(".")]
+        if parts[0]:
+            phrase = _plural_s(relation_text(parts[0][-1]))
+            last = _plural_s(relation_text(parts[-1][-1])) if len(parts) > 1 and parts[-1] else phrase
+            if set(last.split()) - set(phrase.split()):  # a compound (CVT) path: what it leads to, too
+                return f"{phrase} / {last}"
+            return phrase
     return relation_text(label)
+
+
+def _plural_s(words: str) -> str:
+    """``spouse s`` (Freebase's ``spouse_s``) -> ``spouse``."""
+    return words[:-2] if words.endswith(" s") else words
 
 
 class Guide:
@@ -247,6 +272,7 @@ class Guide:
                 relations=relations,
             )
         facts, context, tokens, dropped = self._compose(known, inferred, parents)
+        facts, context, tokens = cite_reasons(self, facts, context)  # "because [2] and [5]" (issue 10)
         if not facts:
             return GuideResult(
                 **base,
@@ -314,14 +340,22 @@ class Guide:
             kind=expected_kind(question) if self._kinds.known else None,
         )
 
-    def _path_scores(self, signal: _Signal, first: int, second: torch.Tensor) -> torch.Tensor:
-        """Relative scores (like ``signal.scores``) of the paths ``first`` then each of ``second``: the cosine of
-        the question with the sum of the two relation names' vectors, from the cosines with each
-        (``(c1 + c2) / |v1 + v2|``)."""
-        cfg = self.config
+    def _path_scores(self, signal: _Signal, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """Relative scores (like ``signal.scores``) of the paths ``first`` then each of ``second``: the better of
+        the cosine of the question with the sum of the two relation names' vectors, from the cosines with each
+        (``(c1 + c2) / |v1 + v2|``), and the stronger relation's score times ``0.3 + 0.7 *`` a softer score of
+        the weaker one (with twice the window)."""
+        window = self.config.relation_window
         cosine = (signal.named[first] + signal.named[second]) / torch.sqrt(2 + 2 * self._gram[first, second])
-        cosine = torch.maximum(cosine, 0.5 * (signal.strength[first] + signal.strength[second]))
-        return (1 - (signal.top - cosine) / cfg.relation_window).clamp(0, 1) * signal.confidence
+        together = (1 - (signal.top - cosine) / window).clamp(0, 1)
+        # or one relation asked for plainly and the other hinted at ("the capital of X's country"): the sharper
+        # score of the stronger relation, times a softer one (twice the window) of the weaker
+        high = torch.maximum(signal.strength[first], signal.strength[second])
+        low = torch.minimum(signal.strength[first], signal.strength[second])
+        hinted = (1 - (signal.top - high) / window).clamp(0, 1) * (
+            0.3 + 0.7 * (1 - (signal.top - low) / (2 * window)).clamp(0, 1)
+        )
+        return torch.maximum(together, hinted) * signal.confidence
 
     def _kind_factor(self, others: torch.Tensor, kind: str | None) -> torch.Tensor:
         """Per answer entity: 1 when it is of the kind the question asks for (or it asks for none),
@@ -443,28 +477,30 @@ class Guide:
         bases = relations // 2
         via = signal.scores[bases] + 1e-3 * signal.strength[bases]  # ties: the closer relation
         order = torch.argsort(via, descending=True, stable=True)
-        parts: list[tuple[torch.Tensor, ...]] = []
+        chosen: list[int] = []  # one fact of the anchor per neighbour expanded
         seen: set[int] = set()
         for index in order.tolist():
             neighbour = int(others[index])
             if neighbour in seen or neighbour in linked:
                 continue
             seen.add(neighbour)
-            rows2, relations2, others2 = facts.about_arrays(neighbour)
-            ahead = (others2 != anchor.id) & (relations2 != (relations[index] ^ 1))
-            rows2, bases2, others2 = rows2[ahead], relations2[ahead] // 2, others2[ahead]
-            if len(rows2):
-                path = self._path_scores(signal, int(bases[index]), bases2)
-                relevance = (
-                    anchor.score
-                    * (_HOP_BASE + (_HOP_DECAY - _HOP_BASE) * path)
-                    * self._kind_factor(others2, signal.kind)
-                )
-                parent = torch.full_like(rows2, int(rows[index]))
-                parts.append((rows2, bases2, relevance, torch.full_like(rows2, 2), parent))
-            if len(seen) >= cfg.max_neighbours:
+            chosen.append(index)
+            if len(chosen) >= cfg.max_neighbours:
                 break
-        return parts
+        if not chosen:
+            return []
+        pieces = [facts.about_arrays(int(others[index])) for index in chosen]
+        rows2 = torch.cat([piece[0] for piece in pieces])
+        relations2 = torch.cat([piece[1] for piece in pieces])
+        others2 = torch.cat([piece[2] for piece in pieces])
+        first = torch.tensor(chosen).repeat_interleave(torch.tensor([len(piece[0]) for piece in pieces]))
+        ahead = (others2 != anchor.id) & (relations2 != (relations[first] ^ 1))
+        rows2, bases2, others2, first = rows2[ahead], relations2[ahead] // 2, others2[ahead], first[ahead]
+        path = self._path_scores(signal, bases[first], bases2)
+        relevance = (
+            anchor.score * (_HOP_BASE + (_HOP_DECAY - _HOP_BASE) * path) * self._kind_factor(others2, signal.kind)
+        )
+        return [(rows2, bases2, relevance, torch.full_like(rows2, 2), rows[first])]
 
     def _inferred(self, anchors: list[LinkCandidate], asked: list[int], relation_scores: torch.Tensor) -> list[Fact]:
         cfg = self.config

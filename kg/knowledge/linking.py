@@ -48,6 +48,7 @@ questions that match nothing give an empty :class:`LinkResult`.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import time
@@ -585,6 +586,15 @@ def _verbatim(question: str, begin: int, name: str) -> bool:
     return not (after == "." and end + 1 < len(question) and question[end + 1].isalnum())
 
 
+def _reads_like(question: str, hit: _Hit) -> float:
+    """How much the question's words under a text hit read like the name it matched (difflib's ratio of the
+    normalised texts, in ``[0, 1]``)."""
+    if hit.span is None:
+        return 0.0
+    said = normalize_text(question[hit.span[0] : hit.span[1]])
+    return difflib.SequenceMatcher(None, said, normalize_text(hit.matched), autojunk=False).ratio()
+
+
 def case_informative(question: str) -> bool:
     """Whether ``question``'s case says something: among the words after the first, some are capitalised and
     some are not."""
@@ -964,7 +974,11 @@ class Linker:
                 promoted, demoted = self._promote(mentions[:limit], entity_exact, threshold)
         partial = self._entities.partial(question, words, covered, cased=cased, schema=self._schema)
         for key, hit in partial.items():
-            if key not in entity_text or hit.score >= entity_text[key].score:
+            # a partial name says more than the cosine of its words with a long name, unless that cosine came from
+            # a longer mention that reads like the name ("Jeremy Irns" for "Jeremy Irons", not "university did
+            # craven" for "Wes Craven")
+            text = entity_text.get(key)
+            if text is None or text.span is None or hit.span is None or _reads_like(question, text) < hit.score:
                 entity_text[key] = hit
         entities = self._entities.ranked(entity_exact, entity_text, k=k_entities, promoted=promoted, demoted=demoted)
 

