@@ -35,7 +35,9 @@
 4. **Inferred facts**: each (anchor, asked relation) pair is asked in both directions through the bundle's FAISS
    index (:func:`evergraph.kg.knowledge.inference.infer`: known answers excluded, so a known fact is never
    repeated); answers with a calibrated confidence of at least ``min_confidence`` are kept, the best
-   ``max_inferred`` by ``s_a * score(r) * confidence``.
+   ``max_inferred`` by ``s_a * score(r) * confidence``. An answer whose type does not fit the relation's domain
+   and range as the known facts show them is never offered (``infer(..., typed=True)``,
+   :mod:`evergraph.kg.knowledge.types`).
 5. **Context**: each fact becomes a sentence from the name files ("Jeremy Irons — place of birth: Cowes."),
    numbered for citation (``[1]``), marked known (with its snapshot; a two-hop fact also ``via [n]``, the fact
    that joins it to the question's entity) or inferred (with its confidence), under a header naming the model
@@ -59,7 +61,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergraph.kg.knowledge.answers import EntityKinds, expected_kind
-from evergraph.kg.knowledge.explain import cite_reasons
 from evergraph.kg.knowledge.inference import infer
 from evergraph.kg.knowledge.linking import STOPWORDS, LinkCandidate, Linker, case_informative, relation_text
 from evergraph.kg.knowledge.schemas import ChatMessage, EntityRef, Fact, GuideResult, LinkedItem, RelationRef
@@ -272,7 +273,6 @@ class Guide:
                 relations=relations,
             )
         facts, context, tokens, dropped = self._compose(known, inferred, parents)
-        facts, context, tokens = cite_reasons(self, facts, context)  # "because [2] and [5]" (issue 10)
         if not facts:
             return GuideResult(
                 **base,
