@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from evergraph.kg.engine.atomic import sha256_file
 from evergraph.kg.engine.ingest import read_names
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.vocab import Vocabulary
@@ -46,6 +45,7 @@ from evergraph.kg.errors import BundleError
 from evergraph.kg.store.calibration import Calibration
 from evergraph.kg.store.facts import FactTable
 from evergraph.kg.store.home import EvergraphHome
+from evergraph.kg.store.manifest import MANIFEST, read_manifest, verify_files
 
 if TYPE_CHECKING:  # evergraph.kg.store.index needs FAISS; imported lazily below
     from evergraph.kg.store.index import EntityIndex, IndexConfig
@@ -65,7 +65,6 @@ __all__ = [
 BUNDLE_FORMAT = 2
 """Version of the bundle layout; :meth:`Bundle.load` refuses any other."""
 
-MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
 ENTITIES = "entities.tsv"
 RELATIONS = "relations.tsv"
@@ -103,32 +102,18 @@ def _read_json(path: Path, *, what: str, fix: str) -> Any:
 
 
 def _verify(path: Path, *, hashes: bool = True) -> dict[str, Any]:
-    """Read ``path``'s manifest, check its format and (with ``hashes``) every file's SHA-256; returns it."""
-    manifest = _read_json(
-        path / MANIFEST, what="not a bundle, or one whose write never finished", fix="write the bundle again"
-    )
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise BundleError(
-            f"{path / MANIFEST}: bundle format {found!r}, this Evergraph reads format {BUNDLE_FORMAT}; "
-            "write the bundle again with this version"
-        )
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise BundleError(f"{path / MANIFEST} lists no files; write the bundle again")
+    """Read ``path``'s manifest (:mod:`evergraph.kg.store.manifest`), check its format and that it lists every
+    required file, and check the files (with ``hashes``, their SHA-256 too); returns it."""
+    fix = "write the bundle again"
+    manifest = read_manifest(path / MANIFEST, error=BundleError, fix=fix, formats=(BUNDLE_FORMAT,))
+    files = manifest["files"]
     missing = [name for name in REQUIRED_FILES if name not in files]
     if missing:
-        raise BundleError(f"{path / MANIFEST} does not list {', '.join(missing)}; write the bundle again")
-    for name, expected in files.items():
-        if Path(name).name != name or name in (".", ".."):
-            raise BundleError(f"{path / MANIFEST} lists {name!r}, which is not a file of the bundle; write it again")
-        file = path / name
-        if not file.is_file():
-            raise BundleError(f"{file} is missing from the bundle; write the bundle again")
-        if hashes and sha256_file(file) != expected:
-            raise BundleError(
-                f"{file} does not match the SHA-256 in {MANIFEST} (edited or damaged); write the bundle again"
-            )
+        raise BundleError(f"{path / MANIFEST} does not list {', '.join(missing)}; {fix}")
+    nested = [name for name in files if Path(name).name != name or name in (".", "..")]
+    if nested:
+        raise BundleError(f"{path / MANIFEST} lists {nested[0]!r}, which is not a file of the bundle; {fix}")
+    verify_files(path, files, error=BundleError, fix=fix, hashes=hashes)
     return manifest
 
 
@@ -347,8 +332,7 @@ def load_champion_model(home: EvergraphHome | Path | str, *, device: torch.devic
     the index, facts, vocabularies and calibration are not read."""
     pointer, bundle, data = _champion_bundle(home)
     manifest = _verify(bundle, hashes=False)
-    if sha256_file(bundle / WEIGHTS) != manifest["files"][WEIGHTS]:
-        raise BundleError(f"{bundle / WEIGHTS} does not match the SHA-256 in {MANIFEST}; write the bundle again")
+    verify_files(bundle, {WEIGHTS: manifest["files"][WEIGHTS]}, error=BundleError, fix="write the bundle again")
     loaded = BundleModel(path=bundle, manifest=manifest, model=_load_model(bundle, manifest=manifest, device=device))
     if loaded.version != str(data["version"]):
         raise BundleError(

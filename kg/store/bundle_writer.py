@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from evergraph.kg.engine.atomic import save_torch, write_json, write_text
 from evergraph.kg.engine.ingest import GrowingKG, load_shared, read_names
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.run_files import RunPaths, find_entry, load_model_checkpoint
 from evergraph.kg.engine.snapshot import retained
 from evergraph.kg.engine.vocab import Vocabulary
 from evergraph.kg.errors import BundleError, SnapshotError
-from evergraph.kg.engine.atomic import save_torch, sha256_file, write_json, write_text
 from evergraph.kg.store.bundle import (
     _WEIGHT_KEYS,
     BUNDLE_FORMAT,
@@ -48,6 +48,7 @@ from evergraph.kg.store.bundle import (
 )
 from evergraph.kg.store.calibration import Calibration, fit_calibration
 from evergraph.kg.store.facts import FactTable
+from evergraph.kg.store.manifest import hash_files, write_manifest
 
 if TYPE_CHECKING:
     from evergraph.kg.store.index import IndexConfig
@@ -228,7 +229,7 @@ def write_bundle(
         _copy(index.with_name(index.name + ".json"), tmp / INDEX_SIDECAR)
         protocol = {key: metrics.get(key) for key in ("strategy", "model", "protocol")}
         write_json(tmp / METRICS, {**protocol, **entry})
-        files = {path.name: sha256_file(path) for path in sorted(tmp.iterdir())}
+        files = hash_files(tmp)
         manifest = {
             "format": BUNDLE_FORMAT,
             "version": version,
@@ -242,7 +243,7 @@ def write_bundle(
             "extra": extra,
             "files": files,
         }
-        write_json(tmp / MANIFEST, manifest)
+        write_manifest(tmp / MANIFEST, info=manifest, files=files)
         _fsync_dir(tmp)
         try:
             os.rename(tmp, dest)

@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from evergraph.kg.engine.atomic import sha256_file, write_json
+from evergraph.kg.engine.atomic import sha256_file
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.resolver import Registry
 from evergraph.kg.errors import EntityIndexError, UnknownComponentError
+from evergraph.kg.store.manifest import read_manifest, verify_files, write_manifest
 
 try:
     import faiss
@@ -47,8 +48,10 @@ MIN_VECTORS_PER_LIST = 39
 """FAISS's k-means wants about this many training vectors per IVF list; fewer trains worse centroids."""
 
 _GPU_MAX_K = 2048  # the largest k (and nprobe) FAISS GPU indexes can select
-_SIDECAR_FORMAT = 1
-_SIDECAR_KEYS = ("factory", "metric", "interaction", "num_entities", "width", "sha256", "config")
+_SIDECAR_FORMAT = 2
+"""Sidecar layout written now: a :mod:`evergraph.kg.store.manifest` manifest whose ``files`` lists the index;
+format 1 (a ``sha256`` key instead of ``files``, in bundles written before) is still read."""
+_SIDECAR_KEYS = ("factory", "metric", "interaction", "num_entities", "width", "config")
 _METRIC_NAMES = {faiss.METRIC_L2: "L2", faiss.METRIC_INNER_PRODUCT: "inner_product"}
 
 METRICS: Registry[int] = Registry("FAISS metric")
@@ -101,6 +104,18 @@ def _as_float32(vectors: Vectors, *, what: str) -> np.ndarray:
     if array.ndim != 2:
         raise EntityIndexError(f"{what} must be a 2-D [rows, width] matrix, got shape {tuple(array.shape)}")
     return array
+
+
+def _read_sidecar(path: Path, *, fix: str) -> dict[str, Any]:
+    """The sidecar at ``path`` as a format-2 manifest (a format-1 ``sha256`` is read as ``files``)."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise EntityIndexError(f"{path} is not valid JSON ({error}); {fix}") from None
+    if isinstance(old, dict) and old.get("format") == 1 and isinstance(old.get("sha256"), str):
+        index_name = path.name.removesuffix(".json")
+        return {**old, "files": {index_name: old.pop("sha256")}}
+    return read_manifest(path, error=EntityIndexError, fix=fix, formats=(_SIDECAR_FORMAT,))
 
 
 def _sidecar(path: Path) -> Path:
@@ -288,18 +303,18 @@ class EntityIndex:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        write_json(
+        write_manifest(
             _sidecar(path),
-            {
+            info={
                 "format": _SIDECAR_FORMAT,
                 "factory": self.factory,
                 "metric": _METRIC_NAMES.get(self.metric, self.metric),
                 "interaction": self.interaction,
                 "num_entities": self.num_entities,
                 "width": self.width,
-                "sha256": digest,
                 "config": self.config.model_dump(),
             },
+            files={path.name: digest},
         )
         logger.debug("saved %r to %s", self, path)
 
@@ -319,24 +334,26 @@ class EntityIndex:
         """
         path = Path(path)
         meta_path = _sidecar(path)
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise EntityIndexError(f"{meta_path} is missing; re-save the index with EntityIndex.save") from None
-        except ValueError as error:
-            raise EntityIndexError(f"{meta_path} is not valid JSON ({error}); re-save the index") from None
-        if not isinstance(meta, dict) or meta.get("format") != _SIDECAR_FORMAT:
-            found = meta.get("format") if isinstance(meta, dict) else None
-            raise EntityIndexError(f"{meta_path}: unsupported sidecar format {found!r}; re-save the index")
+        fix = "re-save the index with EntityIndex.save"
+        if not meta_path.is_file():
+            raise EntityIndexError(f"{meta_path} is missing; {fix}")
+        meta = _read_sidecar(meta_path, fix=fix)
         missing = sorted(set(_SIDECAR_KEYS) - set(meta))
         if missing:
-            raise EntityIndexError(f"{meta_path} lacks {', '.join(missing)}; re-save the index")
+            raise EntityIndexError(f"{meta_path} lacks {', '.join(missing)}; {fix}")
+        if len(meta["files"]) != 1:
+            raise EntityIndexError(f"{meta_path} must list exactly its one index file; {fix}")
         if not path.is_file():
             raise EntityIndexError(f"{path} is missing (its sidecar {meta_path.name} exists)")
-        if sha256_file(path) != meta["sha256"]:
-            raise EntityIndexError(
-                f"{path} does not match its sidecar {meta_path.name} (interrupted save or edited file?); save again"
-            )
+        # the one listed file is this index (a copy may rename the index and its sidecar together)
+        (digest,) = meta["files"].values()
+        verify_files(
+            path.parent,
+            {path.name: digest},
+            error=EntityIndexError,
+            fix="interrupted save or edited file? save the index again",
+            manifest_name=f"its sidecar {meta_path.name}",
+        )
         saved = IndexConfig.model_validate(meta["config"])
         if config is not None and config.factory != saved.factory:
             raise EntityIndexError(

@@ -113,7 +113,7 @@ def test_load_refuses_a_mismatched_sidecar_or_model(tmp_path: Path) -> None:
 
     sidecar.write_text(json.dumps(meta))
     path.write_bytes(path.read_bytes() + b"\0")
-    with pytest.raises(EntityIndexError, match="does not match its sidecar"):
+    with pytest.raises(EntityIndexError, match="does not match the SHA-256 in its sidecar"):
         EntityIndex.load(path)
 
 
@@ -176,3 +176,18 @@ def test_load_reports_a_missing_or_broken_sidecar(tmp_path: Path) -> None:
     sidecar.write_text(json.dumps(meta))
     with pytest.raises(EntityIndexError, match="not 'HNSW32'"):
         EntityIndex.load(path, config=IndexConfig(factory="HNSW32"))
+
+
+def test_a_format_1_sidecar_is_still_read(tmp_path: Path) -> None:
+    """Bundles written before the one manifest format hold ``{"format": 1, "sha256": ...}`` sidecars."""
+    model = KGEModel(interaction="transe", num_entities=50, num_relations=3, dim=DIM)
+    EntityIndex.build(model, config=IndexConfig(factory="Flat")).save(tmp_path / "index.faiss")
+    sidecar = tmp_path / "index.faiss.json"
+    meta = json.loads(sidecar.read_text())
+    assert meta["format"] == 2 and list(meta["files"]) == ["index.faiss"]
+    old = {**{k: v for k, v in meta.items() if k != "files"}, "format": 1, "sha256": meta["files"]["index.faiss"]}
+    sidecar.write_text(json.dumps(old))
+    assert EntityIndex.load(tmp_path / "index.faiss", model=model).num_entities == 50
+    sidecar.write_text(json.dumps({**old, "sha256": "0" * 64}))
+    with pytest.raises(EntityIndexError, match="does not match the SHA-256 in its sidecar index.faiss.json"):
+        EntityIndex.load(tmp_path / "index.faiss")

@@ -90,7 +90,7 @@ def test_download_verifies_every_sha256(config: RegistryConfig, run_dir: Path, m
     stored = Path(urlparse(MlflowClient(tracking_uri=config.tracking_uri).get_run(run_id).info.artifact_uri).path)
     with (stored / "model" / "entities.tsv").open("a") as handle:
         handle.write("999\tintruder\n")
-    with pytest.raises(ManifestError, match="entities.tsv has sha256"):
+    with pytest.raises(ManifestError, match="entities.tsv does not match the SHA-256"):
         registry.download(version=version.version, dst=tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 
