@@ -211,19 +211,30 @@ def test_every_bad_line_of_every_export_in_one_error(tmp_path: Path) -> None:
     (root / "3.ttl").write_text("@prefix e: <http://e/> .\ne:a e:p e:b .\ne:a e:p .\n")
     (root / "4.csv").write_bytes(b"\xef\xbb\xbfhead,relation,tail\na,r,b\n")
     (root / "5.nt").write_bytes(b"<http://e/a> <http://r/p> <http://e/\xff> .\n")
+    (root / "6.tsv").write_text("head\trelation\ttail\n")  # only a header: an empty export
     with pytest.raises(SnapshotError) as raised:
         GrowingKG.load(root)
     found = {(Path(p.path).name, p.line): p.reason for p in raised.value.problems}
     assert set(found) == {
         ("1.nt", 2), ("1.nt", 3), ("2.tsv", 2), ("2.tsv", 3), ("2.tsv", 4), ("2.tsv", 5), ("2.tsv", 6),
-        ("3.ttl", 3), ("4.csv", 1), ("5.nt", 1),
+        ("3.ttl", 3), ("5.nt", 1), ("6.tsv", 0),
     }  # fmt: skip
     assert found[("1.nt", 2)].startswith("byte 41:") and found[("1.nt", 3)].startswith("byte ")
     assert "expected 3 fields" in found[("2.tsv", 2)] and "empty head" in found[("2.tsv", 3)]
-    assert "whitespace" in found[("2.tsv", 4)] and "control character" in found[("2.tsv", 5)]
+    assert "whitespace" in found[("2.tsv", 4)] and "forbidden character U+0000" in found[("2.tsv", 5)]
     assert "empty line" in found[("2.tsv", 6)]
     assert found[("3.ttl", 3)].startswith("byte 47:")
-    assert "byte order mark" in found[("4.csv", 1)] and "invalid UTF-8" in found[("5.nt", 1)]
+    assert "invalid UTF-8" in found[("5.nt", 1)] and "holds no fact" in found[("6.tsv", 0)]
+
+
+def test_a_leading_byte_order_mark_is_dropped_and_counted(tmp_path: Path) -> None:
+    root = tmp_path / "dumps"
+    root.mkdir()
+    (root / "1.csv").write_bytes(b"\xef\xbb\xbfhead,relation,tail\na,r,b\nb,r,c\n")
+    (root / "2.nt").write_bytes(b"\xef\xbb\xbf<http://e/a> <http://r/p> <http://e/b> .\n")
+    kg = GrowingKG.load(root)
+    assert kg.snapshots[0].report.source["bom_stripped"] == 1 and kg.snapshots[1].report.source["bom_stripped"] == 1
+    assert len(kg.snapshots[0].train) + len(kg.snapshots[0].valid) + len(kg.snapshots[0].test) > 0
 
 
 def write_lkge(root: Path, snapshots: list[dict[str, str]]) -> Path:

@@ -86,10 +86,18 @@ class DumpsSource:
             rdf = read_rdf(path, turtle=kind == "turtle")
             facts, names, problems = rdf.facts, rdf.names, rdf.problems
             counts = {"attributes": rdf.attributes, "names": len(rdf.names), "duplicates": rdf.duplicates}
+            bom = rdf.bom_stripped
         else:
             table = read_table(path, delimiter="\t" if kind == "tsv" else ",")
             facts, names, problems = table.facts, {}, table.problems
             counts = {"duplicates": table.duplicates}
+            bom = table.bom_stripped
+        if bom:
+            counts["bom_stripped"] = 1
+        if not problems and not facts:
+            problems = [
+                Problem(str(path), 0, "the export holds no fact; an empty export would retract every fact (remove it)")
+            ]
         if not problems:
             problems = _label_problems(path, facts)
         if problems:

@@ -53,6 +53,7 @@ class RdfContent:
     attributes: int = 0
     duplicates: int = 0
     problems: list[Problem] = field(default_factory=list)
+    bom_stripped: bool = False
 
 
 def _clean_name(text: str) -> str:
@@ -176,17 +177,17 @@ def read_rdf(path: Path, *, turtle: bool) -> RdfContent:
     where = str(path)
     collector = _Collector()
     data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        collector.content.problems.append(Problem(where, 1, "byte 0: UTF-8 byte order mark; save without a BOM"))
-        return collector.content
+    bom = data.startswith(b"\xef\xbb\xbf")  # a leading byte order mark is dropped and counted, as for lkge files
+    if bom:
+        data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         collector.content.problems.append(Problem(where, line, f"byte {error.start}: invalid UTF-8"))
         return collector.content
-    if not turtle and _read_plain_ntriples(text, collector):
-        return collector.content
-    collector = _Collector()  # start again with the complete parser
-    _read_with_pyoxigraph(data, turtle=turtle, where=where, collector=collector)
+    if turtle or not _read_plain_ntriples(text, collector):
+        collector = _Collector()  # start again with the complete parser
+        _read_with_pyoxigraph(data, turtle=turtle, where=where, collector=collector)
+    collector.content.bom_stripped = bom
     return collector.content

@@ -2,8 +2,9 @@
 
 A first row reading ``head, relation, tail`` (or ``subject, predicate, object``; any case) is a header. Labels are
 ids as they are, and also their readable names. CSV follows RFC 4180 quoting (Python's ``csv``); TSV is split on
-tabs. Every bad row is a problem at ``file:line``: a row without exactly three fields, an empty field, whitespace
-around a field, a tab, newline or other control character inside a label, invalid UTF-8, a byte order mark.
+tabs. Every bad row is a problem at ``file:line``: a row without exactly three fields, and any field that breaks the
+rules every source shares (:func:`evergraph.kg.engine.ingest.text_field_problem`: empty, whitespace around it,
+control or invisible characters, too long), invalid UTF-8. A leading byte order mark is dropped and counted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evergraph.kg.engine.ingest import text_field_problem
 from evergraph.kg.errors import Problem
 
 __all__ = ["TableContent", "read_table"]
@@ -28,6 +30,7 @@ class TableContent:
     facts: list[tuple[str, str, str]] = field(default_factory=list)
     duplicates: int = 0
     problems: list[Problem] = field(default_factory=list)
+    bom_stripped: bool = False
 
 
 def _is_header(row: list[str]) -> bool:
@@ -40,13 +43,9 @@ def _field_problems(where: str, line: int, row: list[str]) -> list[Problem]:
         return [Problem(where, line, f"expected 3 fields (head, relation, tail), found {len(row)}")]
     problems = []
     for name, value in zip(_FIELDS, row, strict=True):
-        if value == "":
-            problems.append(Problem(where, line, f"empty {name}"))
-        elif value != value.strip():
-            hint = " (a \\r\\n line ending? use \\n)" if value.endswith("\r") else ""
-            problems.append(Problem(where, line, f"leading/trailing whitespace around the {name} field{hint}"))
-        elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            problems.append(Problem(where, line, f"control character in the {name} field (tab, newline, NUL, ...)"))
+        reason = text_field_problem(value, name=name)  # the field rules every source shares
+        if reason is not None:
+            problems.append(Problem(where, line, reason))
     return problems
 
 
@@ -55,9 +54,8 @@ def read_table(path: Path, *, delimiter: str) -> TableContent:
     where = str(path)
     content = TableContent()
     data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        content.problems.append(Problem(where, 1, "UTF-8 byte order mark; save the file without a BOM"))
-        return content
+    if data.startswith(b"\xef\xbb\xbf"):  # a leading byte order mark is dropped and counted, as for lkge files
+        data, content.bom_stripped = data[3:], True
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
