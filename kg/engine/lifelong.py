@@ -26,6 +26,7 @@ import torch
 
 from evergraph.kg.engine.config import RunConfig
 from evergraph.kg.engine.evaluation import PROTOCOLS, evaluate_split, evaluate_stream
+from evergraph.kg.engine.events import events
 from evergraph.kg.engine.ingest import GrowingKG, load_shared
 from evergraph.kg.engine.interactions import get_interaction
 from evergraph.kg.engine.model import KGEModel
@@ -234,11 +235,16 @@ class LifelongRun:
         metrics["snapshots"].append(entry)
         write_json(self.paths.metrics, metrics)
         self.paths.in_progress.unlink(missing_ok=True)
-        logger.info(
-            "snapshot %d: %d epochs in %.1fs, stream MRR %.4f",
+        events.info(
+            "snapshot %d learned: %d training facts, %d entities; %d epochs in %.1fs (best valid MRR %.3f at epoch "
+            "%d); stream MRR %.3f",
             index,
+            entry["train_facts"],
+            snap.num_entities,
             outcome.epochs,
             outcome.seconds,
+            outcome.best_valid_mrr,
+            outcome.best_epoch,
             table["stream"]["mrr"],
         )
         return model

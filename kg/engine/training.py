@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from evergraph.kg.engine.config import TrainConfig
 from evergraph.kg.engine.model import KGEModel, doubled_triples
@@ -146,25 +146,35 @@ def train_snapshot(
     started = time.perf_counter() - spent
     n, k = triples.shape[0], config.num_negatives
     bs = max(1, min(config.batch_size, -(-n // config.min_batches)))
+    # No ETA and no bar against max_epochs: early stopping ends most snapshots long before it. The bar pulses;
+    # the text says what decides the end: the best validation MRR so far and the patience left (validations
+    # without a gain of min_delta still allowed).
     progress = Progress(
         TextColumn("[bold]snapshot {task.fields[snapshot]}"),
-        BarColumn(),
-        TextColumn("epoch {task.completed}/{task.total}"),
-        TextColumn("loss {task.fields[loss]:.4f} valid MRR {task.fields[mrr]:.4f}"),
+        BarColumn(bar_width=20),
+        TextColumn("epoch {task.completed:.0f} (max {task.fields[max_epochs]})"),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("best valid MRR {task.fields[best]}"),
+        TextColumn("patience left {task.fields[patience]}"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
         disable=not show_progress,
         transient=True,
     )
+
+    def best_text() -> str:
+        return "-" if best_mrr < 0 else f"{best_mrr:.4f} (epoch {best_epoch})"
+
     epoch = start_epoch
     with progress:
         task = progress.add_task(
             "train",
-            total=config.max_epochs,
+            total=None,
             completed=start_epoch,
             snapshot=ctx.index,
+            max_epochs=config.max_epochs,
             loss=0.0,
-            mrr=max(best_mrr, 0.0),
+            best=best_text(),
+            patience=f"{config.patience - bad}/{config.patience}",
         )
         while epoch < config.max_epochs:
             model.train()
@@ -203,7 +213,13 @@ def train_snapshot(
             history.append(record)
             if on_epoch is not None:
                 on_epoch({**record, "max_epochs": config.max_epochs})
-            progress.update(task, completed=epoch, loss=record["loss"], mrr=max(best_mrr, 0.0))
+            progress.update(
+                task,
+                completed=epoch,
+                loss=record["loss"],
+                best=best_text(),
+                patience=f"{config.patience - bad}/{config.patience}",
+            )
             if stop:
                 break
             if checkpoint is not None and epoch % config.checkpoint_every == 0:

@@ -14,10 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
+from rich.text import Text
 
 from evergraph.kg.engine.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
+from evergraph.kg.engine.events import is_event
 from evergraph.kg.errors import EvergraphError
 from evergraph.kg.settings import load_settings
 
@@ -430,15 +431,51 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class ConsoleLogHandler(logging.Handler):
+    """Log records on stderr, one unwrapped line each (``warning:``/``error:`` in front of those levels). Unless
+    ``verbose``, only events (:mod:`evergraph.kg.engine.events`) and warnings pass: the one line per event a
+    person cares about; ``-v`` shows every record (debug included)."""
+
+    def __init__(self, *, verbose: bool) -> None:
+        super().__init__(level=logging.DEBUG if verbose else logging.INFO)
+        self.verbose = verbose
+        self.console = Console(stderr=True, highlight=False)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (self.verbose or record.levelno >= logging.WARNING or is_event(record)) and super().filter(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = Text(self.format(record))
+            if record.levelno >= logging.WARNING:
+                level = record.levelname.lower()
+                text = Text.assemble((f"{level}: ", "yellow" if level == "warning" else "red"), text)
+            elif self.verbose:
+                text = Text.assemble((f"{record.name}: ", "dim"), text)
+            self.console.print(text, soft_wrap=True)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """The console logging of the ``evergraph`` command: :class:`ConsoleLogHandler` on the root logger (replacing
+    one installed before), INFO (DEBUG when ``verbose``); library chatter (FAISS's loader, httpx's one line per
+    request) only with ``verbose``."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, ConsoleLogHandler)]:
+        root.removeHandler(handler)
+    root.addHandler(ConsoleLogHandler(verbose=verbose))
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("httpx", "httpcore", "faiss", "urllib3", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None, *, parser: argparse.ArgumentParser | None = None) -> int:
     """Run one command (``argv`` defaults to ``sys.argv[1:]``); returns the exit status (2 on an Evergraph
     error, printed without a trace)."""
     args = (parser or build_parser()).parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
-    )
+    configure_logging(verbose=args.verbose)
     try:
         return args.func(args)
     except EvergraphError as exc:
