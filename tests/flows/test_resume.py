@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from evergraph.kg.store.home import EvergraphHome
 from evergraph.registry import ModelRegistry, RegistryConfig
+from tests.conftest import wait_for
 from tests.flows.test_lifelong import small_source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,11 +44,9 @@ def test_killed_run_resumes_to_one_version_per_snapshot(example_data: Path, tmp_
         start_new_session=True,
     )
     # kill it once snapshot 1 is trained (its registration, gate or snapshot 2 may be half done)
-    deadline = time.monotonic() + 300
-    while not list(home.glob("runs/*/checkpoints/snapshot-1.pt")):
-        assert process.poll() is None, "the run ended before it could be interrupted"
-        assert time.monotonic() < deadline, "snapshot 1 never finished"
-        time.sleep(0.2)
+    trained = lambda: bool(list(home.glob("runs/*/checkpoints/snapshot-1.pt")))  # noqa: E731
+    assert wait_for(lambda: trained() or process.poll() is not None, timeout=300), "snapshot 1 never finished"
+    assert process.poll() is None, "the run ended before it could be interrupted"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 

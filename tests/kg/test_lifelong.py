@@ -4,7 +4,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from evergraph.kg.engine.lifelong import LifelongRun
 from evergraph.kg.engine.run_files import RunPaths, find_entry, load_model_checkpoint, read_entry
 from evergraph.kg.engine.vocab import Vocabulary
 from evergraph.kg.errors import CheckpointError, SnapshotError, UnknownComponentError
-from tests.conftest import fast_config
+from tests.conftest import fast_config, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,12 +112,9 @@ def test_a_killed_run_resumes_to_the_same_result(example_data, tmp_path):
         _train_command(example_data, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     in_progress = out / "checkpoints" / "in-progress.pt"
-    deadline = time.monotonic() + 120
     # kill it inside snapshot 1, after a periodic checkpoint
-    while time.monotonic() < deadline and proc.poll() is None:
-        if in_progress.exists() and (out / "metrics.json").exists():
-            break
-        time.sleep(0.02)
+    checkpointed = lambda: in_progress.exists() and (out / "metrics.json").exists()  # noqa: E731
+    wait_for(lambda: proc.poll() is not None or checkpointed(), timeout=120)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

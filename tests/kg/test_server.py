@@ -7,7 +7,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -346,14 +346,25 @@ def test_hot_swap_under_load_fails_no_request(knowledge_home: EvergraphHome) -> 
         began = time.monotonic()
         for worker in workers:
             worker.start()
+
+        def answered(*, after: float, by: str | None = None, count: int = 8) -> Callable[[], bool]:
+            """Condition: ``count`` requests started after ``after`` were answered (by version ``by``)."""
+
+            def enough() -> bool:
+                with lock:
+                    return sum(r[0] > after and by in (None, r[3]) for r in records) >= count
+
+            return enough
+
         try:
-            time.sleep(0.5)
+            assert wait_for(answered(after=began), timeout=60), "the load threads did not get going"
             for version in ("1", "2", "1"):  # roll back, promote again, roll back again
+                switched = time.monotonic()
                 switch_pointer(pointer=home.champion_pointer, bundle=home.bundle_dir(version), version=version)
                 assert wait_for(lambda v=version: watcher.current().version == v), f"never swapped to {version}"
-                time.sleep(0.4)
+                assert wait_for(answered(after=switched, by=version), timeout=60), f"{version} never answered"
             settled = time.monotonic()
-            time.sleep(max(0.4, 3.0 - (settled - began)))
+            assert wait_for(answered(after=settled, count=24), timeout=60), "no load after the last swap"
         finally:
             stop.set()
             for worker in workers:
@@ -391,7 +402,7 @@ def test_a_broken_champion_does_not_take_serving_down(knowledge_home: EvergraphH
     (broken / "weights.pt").write_bytes(b"not a torch file")
     with watching(home) as watcher, running(create_app(watcher.current)) as base:
         home.champion_pointer.write_text(json.dumps({"version": "9", "bundle": "bundles/v9"}))
-        time.sleep(0.3)  # several polls of the watcher's own thread
+        assert wait_for(lambda: watcher._failed is not None), "the watcher never tried the broken bundle"
         assert watcher.refresh() is False
         assert watcher.current().version == "2" and watcher.swaps == 0
         health = httpx.get(f"{base}/healthz")
