@@ -227,3 +227,106 @@ def explain_result(
         analogies=analogies,
         version=bundle.version,
     )
+
+
+def cite_reasons(
+    guide: Guide,
+    facts: list[Fact],
+    context: str,
+    *,
+    anchors: set[int] | None = None,
+    min_confidence: float = 0.1,
+) -> tuple[list[Fact], str, int]:
+    """Follow each inferred fact of a guide's numbered ``facts`` by the known facts of its best supporting path
+    ("because [2] and [5]"; rules of confidence at least ``min_confidence``, default 0.1).
+
+    A path's facts already in the context are pointed at. Missing ones are added as known facts after the others
+    (before the inferred ones; everything is renumbered) the way the guide cites paths itself: walking from a linked
+    entity (``anchors``; default the inferred fact's head and tail), the first fact is a hop-1 fact of that entity
+    and the second a hop-2 fact ``via`` the first (only with ``hops=2``); a path that would need more (a third
+    fact not in the context) or would overflow the token budget is not cited. Returns ``(facts, context, tokens)``.
+    """
+    from evergraph.kg.knowledge.guide import _line, estimate_tokens
+
+    bundle = guide.bundle
+    header = context.split("\n", 1)[0]
+    known = [f for f in facts if f.kind == "known"]
+    inferred = [f for f in facts if f.kind != "known"]
+    added: list[Fact] = []
+    because: dict[int, list[tuple[str, int]]] = {}  # inferred citation -> [("old", citation) | ("new", index)]
+    present = {(f.head.id, f.relation.id, f.tail.id): f for f in known}
+    config = ExplainConfig(max_paths=1, max_analogies=0)
+
+    def render(extra: list[Fact], reasons: dict[int, list[tuple[str, int]]]) -> tuple[list[Fact], str]:
+        order = [*known, *extra, *inferred]
+        old = {f.citation: n for n, f in enumerate([*known, *inferred], start=1) if f.citation}
+        number = {id(f): n for n, f in enumerate(order, start=1)}
+        renumber = {f.citation: number[id(f)] for f in [*known, *inferred]}
+        out = []
+        for f in order:
+            update: dict[str, object] = {"citation": number[id(f)]}
+            if f.via is not None:
+                via = f.via
+                update["via"] = renumber.get(via, via) if via in old else number[id(extra[-via - 1])]
+            if f.kind != "known" and f.citation in reasons:
+                update["because"] = [
+                    renumber[ref] if kind == "old" else number[id(extra[ref])] for kind, ref in reasons[f.citation]
+                ]
+            out.append(f.model_copy(update=update))
+        lines = [header]
+        for f in out:
+            line = _line(f.citation, f)
+            if f.because:
+                refs = [f"[{n}]" for n in f.because]
+                line += " because " + (", ".join(refs[:-1]) + " and " if len(refs) > 1 else "") + refs[-1]
+            lines.append(line)
+        return out, "\n".join(lines)
+
+    for fact in inferred:
+        found = explain_fact(
+            facts=bundle.facts,
+            model=None,
+            head=fact.head.id,
+            relation=fact.relation.id,
+            tail=fact.tail.id,
+            config=config,
+        )
+        if not found.paths or found.paths[0].rule.confidence < min_confidence:
+            continue
+        rows = [tuple(bundle.facts.facts[row].tolist()) for row in found.paths[0].facts]
+        ends = anchors if anchors is not None else {fact.head.id, fact.tail.id}
+        if fact.head.id not in ends:
+            rows.reverse()  # walk from the linked entity
+        trial_added, refs, ok = list(added), [], True
+        trial_present = dict(present)
+        for step, (h, r, t, snap) in enumerate(rows):
+            if (h, r, t) in trial_present:
+                cited = trial_present[(h, r, t)]
+                refs.append(("old", cited.citation) if cited.citation else ("new", trial_added.index(cited)))
+                continue
+            if step >= 2 or (step == 1 and guide.config.hops < 2):
+                ok = False
+                break
+            via = None
+            if step == 1:
+                first = trial_present[tuple(rows[0][:3])]
+                if first.hop != 1:
+                    ok = False
+                    break
+                via = -(trial_added.index(first) + 1) if not first.citation else first.citation
+            new = guide.fact(h, r, t, kind="known", score=0.0, snapshot=snap, hop=step + 1)
+            new = new.model_copy(update={"via": via, "citation": 0})
+            trial_added.append(new)
+            trial_present[(h, r, t)] = new
+            refs.append(("new", len(trial_added) - 1))
+        if not ok:
+            continue
+        trial_because = {**because, fact.citation: refs}
+        _, text = render(trial_added, trial_because)
+        if estimate_tokens(text) > guide.config.max_context_tokens:
+            continue
+        added, because, present = trial_added, trial_because, trial_present
+    if not because:
+        return facts, context, estimate_tokens(context)
+    out, text = render(added, because)
+    return out, text, estimate_tokens(text)

@@ -61,6 +61,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergraph.kg.knowledge.answers import EntityKinds, expected_kind
+from evergraph.kg.knowledge.explain import cite_reasons
 from evergraph.kg.knowledge.inference import infer
 from evergraph.kg.knowledge.linking import STOPWORDS, LinkCandidate, Linker, case_informative, relation_text
 from evergraph.kg.knowledge.schemas import ChatMessage, EntityRef, Fact, GuideResult, LinkedItem, RelationRef
@@ -273,6 +274,7 @@ class Guide:
                 relations=relations,
             )
         facts, context, tokens, dropped = self._compose(known, inferred, parents)
+        facts, context, tokens = cite_reasons(self, facts, context, anchors={a.id for a in anchors})  # issue 10
         if not facts:
             return GuideResult(
                 **base,

@@ -76,7 +76,8 @@ class Fact(_Result):
     facts and the confidence for inferred ones; ``citation`` is its number in a guide's context (0 outside one);
     ``hop`` is 1 for facts about a linked entity, 2 for facts about its neighbours; ``via`` (two-hop facts in a
     guide's context) is the citation of the fact that joins it to the linked entity, so the two are cited as one
-    path; ``text`` is the sentence."""
+    path; ``because`` (inferred facts in a guide's context) are the citations of the known facts of the best path
+    supporting it (:func:`evergraph.kg.knowledge.explain.cite_reasons`); ``text`` is the sentence."""
 
     head: EntityRef
     relation: RelationRef
@@ -88,6 +89,7 @@ class Fact(_Result):
     hop: int | None = None
     citation: int = 0
     via: int | None = None
+    because: list[int] = Field(default_factory=list)
     text: str
 
 
