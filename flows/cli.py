@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.table import Table
 
+from evergraph.kg.errors import EvergraphError
 from evergraph.kg.service import cli as kg_cli
 from evergraph.kg.store.home import EvergraphHome
 
@@ -24,7 +25,17 @@ PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "evergraph",
+    # evergraph logs outside a flow run (writing the example graph) stay on the console, without a warning
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    # no tqdm bar per MLflow artifact download, no usage data sent
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # not "Creating initial MLflow database tables..." on every new home
 }
+
+LIFELONG_DEPLOYMENT = "evergraph-lifelong/evergraph-lifelong"
+"""``FLOW/DEPLOYMENT``: the flow ``evergraph-lifelong`` (``flows/lifelong.py``) deployed as ``evergraph-lifelong``
+(``prefect.yaml``), the name ``prefect deployment run`` takes."""
 
 
 def prefect_environment(home: EvergraphHome) -> dict[str, str]:
@@ -52,19 +63,27 @@ def _run(args: argparse.Namespace) -> int:
     os.environ.update(prefect_environment(home))
     from evergraph.flows.lifelong import lifelong_pipeline  # after the environment is set
     from evergraph.flows.params import PipelineConfig
-    from evergraph.kg.engine.example import write_example_dataset
+    from evergraph.kg.engine.example import EXAMPLE_DIM, EXAMPLE_THREADS, EXAMPLE_TRAIN, write_example_dataset
 
     source = args.data
-    if source is None:
+    example = source is None  # the example graph gets demo-sized settings (flags still win)
+    if example:
         source = home.root / "example-data"
         if not (source / "0").exists():
             write_example_dataset(source, seed=0)
             kg_cli.console.print(f"example growing KG written to {source}")
-    engine = kg_cli.engine_config(args)  # names checked against their registries before any work
+    demo = {"train": dict(EXAMPLE_TRAIN), "model": {"dim": EXAMPLE_DIM}} if example else {}
+    engine = kg_cli.engine_config(args, base=demo)  # names checked against their registries before any work
+    kg_cli.console.print(
+        f"lifelong pipeline: {engine.strategy}/{engine.model.name} on {source}"
+        f"{' (demo-sized settings for the example graph)' if example else ''}; starting a temporary Prefect API",
+        highlight=False,
+    )
     config = PipelineConfig.model_validate(
         {
             "home": str(home.root),
             "engine": engine,
+            **({"torch_threads": EXAMPLE_THREADS} if example else {}),
             "show_progress": not args.quiet,
             "registry": {
                 k: v
@@ -121,6 +140,53 @@ def _up(args: argparse.Namespace) -> int:
     return services.run_until_stopped()
 
 
+def trigger_parameters(*, deployed: dict[str, Any], home: EvergraphHome, source: Path) -> dict[str, Any]:
+    """The deployment's own parameters with ``source`` and ``config.home`` replaced by absolute paths (the
+    worker's working directory does not matter then); every other setting stays as deployed."""
+    config = dict(deployed.get("config") or {})
+    config["home"] = str(home.root)
+    return {**deployed, "source": str(source.expanduser().resolve()), "config": config}
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    from evergraph.kg.engine.sources.dumps import dump_files
+    home = EvergraphHome.resolve(args.home)
+    source = Path(args.data) if args.data else home.root / "example-data"
+    if not (source / "0").is_dir() and not (source.is_dir() and dump_files(source)):  # lkge folders or exports
+        raise EvergraphError(
+            f"{source} holds no snapshot 0/ and no export (.nt, .ttl, .tsv, .csv): give --data DIR, or run "
+            f"`evergraph run --home {home.root}` once (it writes the example graph there)"
+        )
+    api = args.api_url or os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{args.prefect_port}/api"
+    os.environ.update({**prefect_environment(home), "PREFECT_API_URL": api})
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(LIFELONG_DEPLOYMENT)
+            parameters = trigger_parameters(deployed=deployment.parameters, home=home, source=source)
+            run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+    except httpx.HTTPError as error:
+        raise EvergraphError(
+            f"no Prefect API answers at {api} ({type(error).__name__}): start it with `evergraph up --home "
+            f"{home.root}` in another terminal, or pass --api-url"
+        ) from None
+    except ObjectNotFound:
+        raise EvergraphError(
+            f"the Prefect API at {api} has no deployment {LIFELONG_DEPLOYMENT}: `evergraph up` deploys it "
+            "(unless --no-deploy), or run `prefect --no-prompt deploy --all` from the project root"
+        ) from None
+    ui = api.removesuffix("/api")
+    kg_cli.console.print(
+        f"flow run {run.name} of {LIFELONG_DEPLOYMENT} scheduled on {source}; the worker of `evergraph up` runs "
+        f"it: {ui}/runs/flow-run/{run.id}",
+        highlight=False,
+    )
+    return 0
+
+
 def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     """``run``, ``rollback`` and ``up``."""
     run = sub.add_parser("run", help="the main job: the lifelong pipeline (Prefect + MLflow + FAISS) on a source")
@@ -154,6 +220,15 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--no-knowledge", action="store_true", help="do not start the knowledge server")
     up.add_argument("--no-deploy", action="store_true", help="do not deploy prefect.yaml's deployments")
     up.set_defaults(func=_up)
+
+    trigger = sub.add_parser(
+        "trigger", help=f"run the {LIFELONG_DEPLOYMENT} deployment through the Prefect API of `evergraph up`"
+    )
+    trigger.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
+    trigger.add_argument("--data", default=None, help="snapshots dir (default: the example KG in the home)")
+    trigger.add_argument("--prefect-port", type=int, default=4200, help="the port `evergraph up` serves Prefect on")
+    trigger.add_argument("--api-url", default=None, help="a Prefect API URL (default $PREFECT_API_URL, else the port)")
+    trigger.set_defaults(func=_trigger)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from evergraph.flows.lock import one_pipeline_per_home
 from evergraph.flows.params import PipelineConfig, lineage_name
 from evergraph.flows.runners import make_task_runner
+from evergraph.kg.engine.events import events
 from evergraph.kg.engine.interactions import get_interaction
 from evergraph.kg.engine.strategies import get_strategy
 from evergraph.kg.store.bundle_writer import remove_stale_tmp
-from evergraph.tasks.artifacts import artifact_key, publish_snapshot
+from evergraph.tasks.artifacts import artifact_key, publish_snapshot, run_summary
 from evergraph.tasks.common import open_registry
 from evergraph.tasks.evaluate import compare_with_champion
 from evergraph.tasks.index import build_index
@@ -92,7 +95,9 @@ def learn_snapshot(
         "alias": decision["alias"],
         "reasons": decision["reasons"],
         "stream_mrr": entry["stream"]["mrr"],
+        "epochs": entry["epochs"],
         "run_url": registered["run_url"],
+        "flow_run_id": flow_run.id,
     }
 
 
@@ -106,6 +111,8 @@ def lifelong_pipeline(
     home, training options, index and registry settings. Returns a summary with the champion version."""
     logger = get_run_logger()
     config = config or PipelineConfig()
+    if config.torch_threads is not None:
+        torch.set_num_threads(config.torch_threads)
     run_config = config.run_config(strategy=strategy, model=model)
     get_strategy(run_config)  # unknown names fail before any work
     get_interaction(model)
@@ -118,8 +125,10 @@ def lifelong_pipeline(
     snapshots = ingest_source(source=source)
     plan = plan_snapshots(home=config.home, registry=registry, lineage=lineage, source=source, snapshots=snapshots)
     todo = [p for p in plan if p["todo"] != "done"]
-    if not todo:
-        logger.info("all %d snapshot(s) of %s are already registered: nothing new to do", len(plan), source)
+    if todo:
+        events.info("%s: %d snapshot(s), %d to learn", source, len(plan), len(todo))
+    else:
+        events.info("all %d snapshot(s) of %s are already registered: nothing new to do", len(plan), source)
     subflow = learn_snapshot.with_options(task_runner=make_task_runner(config.task_runner, config.max_workers))
     results: dict[int, dict[str, Any]] = {}
     parent: str | None = None
@@ -139,7 +148,8 @@ def lifelong_pipeline(
         )
         parent = results[step["snapshot"]]["version"]
 
-    champion = open_registry(home=config.home, registry=registry).champion()
+    models = open_registry(home=config.home, registry=registry)
+    champion = models.champion()
     summary = {
         "lineage": lineage,
         "home": str(home.root),
@@ -154,10 +164,24 @@ def lifelong_pipeline(
             key=artifact_key(lineage, "summary"),
             description="model versions created by this run",
         )
+    rows = []
+    for snapshot, result in sorted(results.items()):
+        if result.get("alias") is None:  # registered by an earlier run: its MLflow run, no new subflow
+            found = models.find_version(lineage=lineage, snapshot=snapshot)
+            run_url = None if found is None else models.run_url(found.run_id)
+            result = {**result, "alias": "unchanged", "run_url": run_url}
+        rows.append(result)
     create_markdown_artifact(
-        f"**{lineage}**: {len(summary['created'])} new version(s), {len(summary['unchanged'])} snapshot(s) "
-        f"unchanged; champion: version {summary['champion']}",
+        run_summary(
+            lineage=lineage,
+            source=source,
+            champion=summary["champion"],
+            champion_snapshot=summary["champion_snapshot"],
+            rows=rows,
+        ),
         key=artifact_key(lineage, "run-summary"),
+        description="the champion, and every snapshot's version with links to its run (model card, metrics, gate, "
+        "plots) and its MLflow run",
     )
     logger.info(
         "%d new version(s), %d unchanged; champion is version %s",

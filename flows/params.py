@@ -43,6 +43,9 @@ class PipelineConfig(BaseModel):
         "threads", description="threads (one machine) | dask | ray (need prefect-dask / prefect-ray)"
     )
     max_workers: int = Field(4, gt=0, description="threads of the thread-pool task runner")
+    torch_threads: int | None = Field(
+        None, gt=0, description="torch threads of the flow's process (default: torch's choice; 1 for small graphs)"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -76,7 +76,7 @@ def start_process(name: str, command: list[str], *, env: dict[str, str], logs: P
     with log.open("ab") as handle:
         process = subprocess.Popen(
             command,
-            env={**os.environ, **env},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},  # its log is current (readiness is read from it)
             cwd=PROJECT_ROOT,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -125,20 +125,43 @@ def start_prefect_server(*, port: int, env: dict[str, str], logs: Path) -> Start
     )
 
 
+def wait_for_log(started: Started, text: str, *, offset: int = 0, timeout: float = 120) -> None:
+    """Wait until ``started``'s log (from byte ``offset`` on: earlier runs append to the same log) contains
+    ``text``; an error if the process exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if started.process.poll() is not None:
+            raise EvergraphError(f"{started.name} exited with status {started.process.returncode}; see {started.log}")
+        with started.log.open("rb") as handle:
+            handle.seek(offset)
+            if text.encode() in handle.read():
+                return
+        time.sleep(0.5)
+    raise EvergraphError(f"{started.name} did not report {text!r} within {timeout:.0f}s; see {started.log}")
+
+
 def start_worker(*, pool: str = WORK_POOL, env: dict[str, str], logs: Path) -> Started:
-    """A process worker polling ``pool`` (created first when missing)."""
+    """A process worker polling ``pool`` (created first when missing); returns once it says it started."""
     prefect_cli("work-pool", "create", pool, "--type", "process", "--overwrite", env=env)
-    return start_process(
+    logs.mkdir(parents=True, exist_ok=True)
+    offset = (logs / "prefect-worker.log").stat().st_size if (logs / "prefect-worker.log").exists() else 0
+    started = start_process(
         "prefect-worker",
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
         env=env,
         logs=logs,
     )
+    try:
+        wait_for_log(started, "started!", offset=offset)
+    except BaseException:
+        stop_process(started)
+        raise
+    return started
 
 
 def start_mlflow_ui(*, home: EvergraphHome, port: int, env: dict[str, str], logs: Path) -> Started:
-    url = f"http://127.0.0.1:{port}"
-    started = start_process(
+    """``mlflow ui`` on the home's store on 127.0.0.1:``port``; returns once its ``/health`` answers."""
+    return start_healthy(
         "mlflow-ui",
         [
             str(BIN / "mlflow"),
@@ -152,9 +175,9 @@ def start_mlflow_ui(*, home: EvergraphHome, port: int, env: dict[str, str], logs
         ],
         env=env,
         logs=logs,
-        url=url,
+        url=f"http://127.0.0.1:{port}",
+        health="/health",
     )
-    return started
 
 
 def start_knowledge_server(*, home: EvergraphHome, port: int, env: dict[str, str], logs: Path) -> Started:
@@ -181,21 +204,40 @@ class LocalServices:
     environment: dict[str, str] = field(default_factory=dict)
     deploy: bool = True
     started: list[Started] = field(default_factory=list)
+    console: Console = field(default_factory=lambda: Console(highlight=False))
+
+    def _ready(self, started: Started, what: str) -> None:
+        self.started.append(started)
+        where = f"  {started.url}{'/docs' if started.name == 'knowledge-server' else ''}" if started.url else ""
+        self.console.print(f"ready    {started.name:<17}{where}  {what}".rstrip())
 
     def start(self) -> None:
+        """Start each service and print it once it answers (only then its URL)."""
         logs = self.home.root / "logs"
         env = {**self.environment, "PREFECT_API_URL": f"http://127.0.0.1:{self.prefect_port}/api"}
-        self.started.append(start_prefect_server(port=self.prefect_port, env=env, logs=logs))
-        self.started.append(start_worker(env=env, logs=logs))
+        self.console.print(f"starting the Prefect server first (logs in {logs}) ...")
+        self._ready(start_prefect_server(port=self.prefect_port, env=env, logs=logs), "(Prefect UI and API)")
+        self._ready(start_worker(env=env, logs=logs), f"(process worker polling pool {WORK_POOL!r})")
         if self.deploy:
             prefect_cli("deploy", "--all", env=env)
-        self.started.append(start_mlflow_ui(home=self.home, port=self.mlflow_port, env=env, logs=logs))
+            self.console.print(
+                "deployed evergraph-lifelong, evergraph-rollback (run one: `evergraph trigger` or "
+                "`prefect deployment run 'evergraph-lifelong/evergraph-lifelong'`)"
+            )
+        self._ready(start_mlflow_ui(home=self.home, port=self.mlflow_port, env=env, logs=logs), "(MLflow UI)")
         if self.knowledge_port is not None and self.home.champion_pointer.exists():
-            self.started.append(start_knowledge_server(home=self.home, port=self.knowledge_port, env=env, logs=logs))
+            self._ready(
+                start_knowledge_server(home=self.home, port=self.knowledge_port, env=env, logs=logs),
+                "(knowledge API, follows the champion)",
+            )
+        elif self.knowledge_port is not None:
+            self.console.print("knowledge server not started: no champion yet (after `evergraph run`: evergraph serve)")
 
     def stop(self) -> None:
+        """Stop the services, newest first, printing each once it has exited."""
         for started in reversed(self.started):
             stop_process(started)
+            self.console.print(f"stopped  {started.name}")
         self.started.clear()
 
     def run_until_stopped(self) -> int:
@@ -203,23 +245,17 @@ class LocalServices:
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
             self.start()
-            console = Console()
-            console.print(f"Prefect UI:  http://127.0.0.1:{self.prefect_port}")
-            console.print(f"MLflow UI:   http://127.0.0.1:{self.mlflow_port}")
-            console.print(f"worker:      pool {WORK_POOL!r}; logs in {self.home.root / 'logs'}")
-            knowledge = next((s for s in self.started if s.name == "knowledge-server"), None)
-            if knowledge is not None:
-                console.print(f"knowledge:   {knowledge.url}/docs (follows the champion)")
-            elif self.knowledge_port is not None:
-                console.print("knowledge:   no champion yet: after `evergraph run`, start `evergraph serve`")
-            console.print(f"use it:      export PREFECT_API_URL=http://127.0.0.1:{self.prefect_port}/api")
-            console.print("Ctrl-C stops them all.")
+            self.console.print(
+                f"all up. Prefect CLI: export PREFECT_API_URL=http://127.0.0.1:{self.prefect_port}/api; "
+                "Ctrl-C stops them all."
+            )
             while all(s.process.poll() is None for s in self.started):
                 time.sleep(1)
             dead = [s.name for s in self.started if s.process.poll() is not None]
             logger.error("%s exited; stopping the others (see %s)", ", ".join(dead), self.home.root / "logs")
             return 1
         except KeyboardInterrupt:
+            self.console.print("stopping ...")
             return 0
         finally:
             self.stop()

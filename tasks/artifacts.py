@@ -112,7 +112,60 @@ def publish_snapshot(
     )
     if run_url:
         create_link_artifact(
-            run_url, link_text=f"MLflow run of version {version}", key=artifact_key(lineage, "mlflow-run")
+            run_url,
+            link_text=f"MLflow run of version {version}",
+            key=artifact_key(lineage, "mlflow-run"),
+            description=f"version {version}'s MLflow run: parameters, per-epoch metrics, weights, index, plots",
         )
     for name, url in plot_urls.items():
         create_image_artifact(url, key=artifact_key(lineage, name), description=f"{name} after snapshot {snapshot}")
+
+
+def flow_run_link(flow_run_id: str | None) -> str | None:
+    """A link to a flow run's page in the Prefect UI, relative to the UI's address (so it works on whichever
+    port the UI runs: the home's Prefect database outlives the temporary API of ``evergraph run``)."""
+    return None if flow_run_id is None else f"/runs/flow-run/{flow_run_id}"
+
+
+def run_summary(
+    *,
+    lineage: str,
+    source: str,
+    champion: str | None,
+    champion_snapshot: int | None,
+    rows: list[dict[str, Any]],
+) -> str:
+    """Markdown for the parent flow run: the champion, then one row per snapshot (``snapshot``, ``version``,
+    ``alias`` or ``unchanged``, ``stream_mrr``, ``epochs``, ``flow_run_id`` of its ``snapshot-N`` subflow, whose
+    Artifacts tab holds its model card, metrics, gate and plots, and ``run_url`` of its MLflow run; missing
+    values are ``None``)."""
+
+    def link(text: str, url: str | None) -> str:
+        return f"[{text}]({url})" if url else "—"
+
+    created = sum(1 for r in rows if r.get("alias") not in (None, "unchanged"))
+    if champion is None:
+        headline = "**No champion yet.**"
+    else:
+        headline = f"**Champion: version {champion}** (snapshot {champion_snapshot}): the version serving answers."
+    lines = [
+        f"# {lineage}",
+        "",
+        headline,
+        "",
+        f"Source `{source}`: {created} new version(s), {len(rows) - created} snapshot(s) unchanged. Each "
+        "snapshot's run holds its model card, metrics table, promotion gate and plots (Artifacts tab).",
+        "",
+        "| snapshot | version | alias | stream MRR | epochs | snapshot run (artifacts) | MLflow run |",
+        "|---:|---:|---|---:|---:|---|---|",
+    ]
+    for r in rows:
+        mrr = "—" if r.get("stream_mrr") is None else f"{r['stream_mrr']:.4f}"
+        epochs = "—" if r.get("epochs") is None else str(r["epochs"])
+        run = flow_run_link(r.get("flow_run_id"))
+        snapshot_run = link(f"snapshot-{r['snapshot']}", None if run is None else f"{run}?tab=Artifacts")
+        lines.append(
+            f"| {r['snapshot']} | {r.get('version') or '—'} | {r.get('alias') or 'unchanged'} | {mrr} | {epochs} | "
+            f"{snapshot_run} | {link('MLflow run', r.get('run_url'))} |"
+        )
+    return "\n".join(lines) + "\n"

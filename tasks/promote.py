@@ -7,6 +7,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from evergraph.kg.engine.events import events
 from evergraph.kg.engine.run_files import RunPaths, read_entry
 from evergraph.kg.store.bundle import read_pointer
 from evergraph.kg.store.bundle_writer import switch_pointer, write_bundle
@@ -110,9 +111,28 @@ def promote_version(
         description=f"promotion gate for version {version}",
     )
     alias = "champion" if decision.promote else "challenger"
-    logger.info("version %s is now %s: %s", version, alias, "; ".join(decision.reasons))
+    logger.debug("version %s is now %s: %s", version, alias, "; ".join(decision.reasons))
+    events.info("snapshot %d: version %s is %s (%s)", snapshot, version, alias, gate_summary(decision.numbers))
     forced = decision.forced
     return {"version": version, "alias": alias, "reasons": decision.reasons, "bundle": bundle, "forced": forced}
+
+
+def gate_summary(numbers: dict[str, float | None]) -> str:
+    """The gate's numbers in a few words: MRR of the new version vs the champion on the earlier test sets and on
+    the new one (the gate artifact has the sentences)."""
+    parts = []
+    for what, new, old in (
+        ("earlier test sets", "new_earlier_mrr", "champion_earlier_mrr"),
+        ("new test set", "new_on_new", "champion_on_new"),
+    ):
+        if numbers.get(new) is not None and numbers.get(old) is not None:
+            parts.append(f"{what} MRR {numbers[new]:.3f} vs champion {numbers[old]:.3f}")
+    if not parts:
+        return "first version" if "new_earlier_mrr" not in numbers else "nothing to compare"
+    tolerance = numbers.get("tolerance")
+    if numbers.get("new_earlier_mrr") is not None and tolerance is not None:
+        parts[0] += f", allowed drop {tolerance:g}"
+    return "; ".join(parts)
 
 
 def _per_set(mrrs: dict[Any, float] | None) -> dict[int, float] | None:

@@ -25,7 +25,10 @@ class _ProgressReporter:
     def __init__(self, *, snapshot: int, key: str) -> None:
         self.snapshot = snapshot
         self.artifact_id = create_progress_artifact(
-            progress=0.0, key=key, description=f"training snapshot {snapshot}: epochs done / max epochs"
+            progress=0.0,
+            key=key,
+            description=f"training snapshot {snapshot}: epochs done / max epochs (early stopping on the validation "
+            "MRR usually ends training sooner; it then jumps to 100%)",
         )
         self._last = 0.0
 
@@ -49,19 +52,11 @@ def train_snapshot(
 ) -> dict[str, Any]:
     """Learn snapshots up to ``snapshot`` in ``run_dir`` (resuming; finished snapshots are not redone) and
     return the metrics entry of ``snapshot`` (without its per-epoch history)."""
-    logger = get_run_logger()
     run_config = RunConfig.model_validate(config)
     reporter = _ProgressReporter(snapshot=snapshot, key=artifact_key(lineage, "training"))
     run = LifelongRun(data=source, out=run_dir, config=run_config, show_progress=show_progress, on_epoch=reporter)
     metrics = run.run(upto=snapshot)
     reporter.done()
     entry = find_entry(metrics, snapshot)
-    assert entry is not None  # run(upto=snapshot) finished it
-    logger.info(
-        "snapshot %d: %d epochs in %.1fs, stream MRR %.4f",
-        snapshot,
-        entry["epochs"],
-        entry["train_seconds"],
-        entry["stream"]["mrr"],
-    )
+    assert entry is not None  # run(upto=snapshot) finished it (the engine logged the event line about it)
     return {k: v for k, v in entry.items() if k != "history"}
