@@ -188,6 +188,14 @@ def test_an_empty_train_file_is_an_error_naming_it(tmp_path: Path) -> None:
     assert str(tmp_path / "0" / "train.txt") in str(error.value)
 
 
+def test_a_flood_of_bad_lines_is_summarised_not_echoed(tmp_path: Path) -> None:
+    snapshot(tmp_path, 0, train=b"".join(b"city/\x00%d\tr\ty\n" % i for i in range(20_000)))
+    with pytest.raises(SnapshotError) as error:
+        read_snapshot_dir(tmp_path / "0")
+    assert len(error.value.problems) == 20_000  # every line is named ...
+    assert "... and 19980 more problem(s)" in str(error.value) and len(str(error.value)) < 10_000  # ... not printed
+
+
 def test_a_newline_only_train_file_is_an_error(tmp_path: Path) -> None:
     snapshot(tmp_path, 0, train=b"\n")
     with pytest.raises(SnapshotError, match=r"train.txt:1: empty line"):
@@ -313,6 +321,14 @@ def test_a_small_malformed_body_still_gets_422_after_auth(guarded: httpx.Client)
     assert guarded.post("/guide", content=b"{not json", headers=headers).status_code == 422
 
 
+def test_deeply_nested_json_within_the_cap_is_a_client_error() -> None:
+    app = create_app(_no_knowledge, token=TOKEN)  # type: ignore[arg-type]  # the default 64 KiB cap
+    headers = {**AUTH, "content-type": "application/json"}
+    with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        answer = client.post("/guide", content=b"[" * 30_000 + b"]" * 30_000, headers=headers)
+    assert answer.status_code == 400  # too deep for the JSON parser: the client's fault, never a crash
+
+
 def test_the_body_cap_defaults_to_64_kib(tmp_path: Path) -> None:
     app = create_app(_no_knowledge)  # type: ignore[arg-type]
     with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
@@ -350,7 +366,10 @@ def _rewrite_hashes(bundle: Path, name: str) -> None:
     sidecar = bundle / "index.faiss.json"
     if name == "index.faiss":
         meta = json.loads(sidecar.read_text())
-        meta["sha256"] = sha256_file(bundle / name)
+        if "files" in meta:  # sidecar format 2 (format 1 held one "sha256")
+            meta["files"] = {key: sha256_file(bundle / name) for key in meta["files"]}  # its one index file
+        else:
+            meta["sha256"] = sha256_file(bundle / name)
         sidecar.write_text(json.dumps(meta))
     manifest = json.loads((bundle / "manifest.json").read_text())
     for file in (name, "index.faiss.json"):
