@@ -228,4 +228,5 @@ def interrupted_promotion(
             f"names {'no version' if champion_version is None else 'version ' + str(champion_version)}); the "
             "alias is moved without judging the version against itself"
         )
-    return GateDecision(promote=True, reasons=[reason], numbers={}, new_snapshot=new_snapshot)
+    nothing = dict.fromkeys(("new_earlier_mrr", "champion_earlier_mrr", "new_on_new", "champion_on_new"))
+    return GateDecision(promote=True, reasons=[reason], numbers=nothing, new_snapshot=new_snapshot)
