@@ -9,6 +9,7 @@ empty, ``POST /v1/chat/completions`` gets an OpenAI-style 200 reply whose conten
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from tests.servers import ThreadedServer
 
@@ -85,7 +86,10 @@ class FakeOpenAI:
             if request.url.path != self.chat_path or request.method != "POST":
                 error = {"message": f"Unknown path {request.url.path}", "type": "invalid_request_error"}
                 return JSONResponse({"error": error}, status_code=404)
-            return JSONResponse(self._completion(body if isinstance(body, dict) else {}, number))
+            completion = self._completion(body if isinstance(body, dict) else {}, number)
+            if isinstance(body, dict) and body.get("stream"):  # server-sent events, one chunk per word
+                return StreamingResponse(_chunks(completion), media_type="text/event-stream")
+            return JSONResponse(completion)
 
         return app
 
@@ -128,3 +132,14 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield fake
     finally:
         fake.stop()
+
+
+def _chunks(completion: dict[str, Any]) -> Iterator[str]:
+    """``completion`` as OpenAI ``chat.completion.chunk`` server-sent events, one word each, then ``[DONE]``."""
+    words = completion["choices"][0]["message"]["content"].split(" ")
+    for i, word in enumerate(words):
+        delta = {"content": word if i == 0 else f" {word}"}
+        chunk = {**{k: completion[k] for k in ("id", "created", "model")}, "object": "chat.completion.chunk"}
+        chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}]
+        yield f"data: {json.dumps(chunk)}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,24 +1,27 @@
-"""A small client for any OpenAI-compatible chat-completions endpoint (``POST {base_url}/chat/completions``).
+"""A client for any OpenAI-compatible chat-completions endpoint (``POST {base_url}/chat/completions``) through
+the official ``openai`` SDK (requests, retries, timeouts, streaming with :meth:`ChatClient.stream`).
 
-Defaults (see :class:`ChatConfig`): 30 s timeout per attempt, 3 extra attempts on HTTP 429, 5xx, timeouts and
-connection errors, with exponential back-off from 0.5 s doubled each retry and capped at 8 s (a ``Retry-After``
-header in seconds is honoured up to that cap), temperature 0.0 and at most 512 reply tokens. The API key is read
-from the environment variable named by ``api_key_env`` (default ``OPENAI_API_KEY``) at request time and is never
-logged. Any other 4xx answer is not retried: it raises :class:`LLMError` at once, with a hint of what to check.
+Defaults (see :class:`ChatConfig`): 30 s timeout per attempt, 3 extra attempts on HTTP 408, 409, 429, 5xx,
+timeouts and connection errors, with exponential back-off from 0.5 s doubled each retry and capped at 8 s (a
+``Retry-After`` header in seconds is honoured up to that cap), temperature 0.0 and at most 512 reply tokens. The
+API key is read from the environment variable named by ``api_key_env`` (default ``OPENAI_API_KEY``) at request
+time and is never logged. Any other 4xx answer is not retried: it raises :class:`LLMError` at once, with a hint of
+what to check.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evergraph.kg.errors import LLMConfigError, LLMError, SettingsError
@@ -29,7 +32,7 @@ __all__ = ["ChatClient", "ChatConfig", "ChatReply", "LLMConfigError", "LLMError"
 log = logging.getLogger(__name__)
 
 _EXCERPT = 200  # characters of a server body quoted in error messages
-_RETRY_STATUSES = frozenset({429, *range(500, 600)})
+_RETRY_STATUSES = frozenset({408, 409, 429, *range(500, 600)})  # what the SDK retries
 _REQUIRED_ENV = (("base_url", "EVERGRAPH_LLM_BASE_URL"), ("model", "EVERGRAPH_LLM_MODEL"))  # ChatConfig field, env var
 
 
@@ -124,29 +127,80 @@ class ChatReply:
     latency_s: float = 0.0
 
 
-class ChatClient:
-    """Sends chat-completions requests to ``config.base_url``, retrying transient failures.
+class _SDKClient(openai.OpenAI):
+    """The official SDK client, with :class:`ChatConfig`'s back-off schedule (``backoff`` doubled each retry,
+    a ``Retry-After`` in seconds honoured, both capped at ``max_backoff``), an injectable ``sleep`` and one warning
+    per retry. The SDK does the requests, the retries (408, 409, 429, 5xx, timeouts, connection errors) and the
+    parsing."""
 
-    ``transport`` replaces httpx's network transport (tests, proxies); ``sleep`` is called with each back-off wait
-    in seconds (default ``time.sleep``). One client holds one connection pool: reuse it, and close it (or use it
-    as a context manager) when done.
+    def __init__(self, *, chat: ChatConfig, sleep: Callable[[float], None], url: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._chat = chat
+        self._sleep = sleep
+        self._url = url
+
+    def _calculate_retry_timeout(self, remaining_retries: int, options: Any, response_headers: Any = None) -> float:
+        retries_taken = self._chat.max_retries - remaining_retries
+        retry_after = _retry_after(response_headers)
+        wait = retry_after if retry_after is not None else self._chat.backoff * 2**retries_taken
+        return min(wait, self._chat.max_backoff)
+
+    def _sleep_for_retry(self, *, retries_taken: int, max_retries: int, options: Any, response: Any) -> None:
+        wait = self._calculate_retry_timeout(
+            max_retries - retries_taken, options, response.headers if response else None
+        )
+        failure = "timed out or connection failed" if response is None else f"HTTP {response.status_code}"
+        if response is not None:
+            failure += f": {_server_message(response)}"
+        log.warning(
+            "LLM attempt %d/%d to %s: %s; retrying in %.2fs",
+            retries_taken + 1,
+            max_retries + 1,
+            self._url,
+            failure,
+            wait,
+        )
+        self._sleep(wait)
+
+
+class ChatClient:
+    """Sends chat-completions requests to ``config.base_url`` through the official ``openai`` SDK, which retries
+    transient failures (on :class:`ChatConfig`'s schedule) and streams.
+
+    ``transport`` replaces the HTTP transport (tests, proxies); ``sleep`` is called with each back-off wait in
+    seconds (default ``time.sleep``). One client holds one connection pool: reuse it (it is thread-safe), and
+    close it (or use it as a context manager) when done.
     """
 
     def __init__(
         self,
         config: ChatConfig,
         *,
-        transport: httpx.BaseTransport | None = None,
+        transport: Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self._url = f"{config.base_url}/chat/completions"
-        self._sleep = sleep
-        self._http = httpx.Client(timeout=httpx.Timeout(config.timeout), transport=transport)
+        self._sent = threading.local()  # requests sent by the current call of this thread (retries included)
+
+        def count(request: Any) -> None:
+            self._sent.count = getattr(self._sent, "count", 0) + 1
+
+        http = openai.DefaultHttpxClient(transport=transport, event_hooks={"request": [count]})
+        self._sdk = _SDKClient(
+            chat=config,
+            sleep=sleep,
+            url=self._url,
+            base_url=config.base_url,
+            api_key="set-per-request",  # the real key (or none) goes in each request's headers
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+            http_client=http,
+        )
 
     def close(self) -> None:
         """Close the connection pool. The client cannot be used afterwards."""
-        self._http.close()
+        self._sdk.close()
 
     def __enter__(self) -> ChatClient:
         return self
@@ -159,6 +213,20 @@ class ChatClient:
     ) -> None:
         self.close()
 
+    def _request(self, messages: Sequence[Mapping[str, str]], *, stream: bool = False) -> dict[str, Any]:
+        cfg = self.config
+        request: dict[str, Any] = {
+            "model": cfg.model,
+            "messages": _check_messages(messages),
+            "temperature": cfg.temperature,
+            "extra_headers": self._headers(),
+        }
+        if cfg.max_tokens is not None:
+            request["max_tokens"] = cfg.max_tokens
+        if stream:
+            request["stream"] = True
+        return request
+
     def complete(self, messages: Sequence[Mapping[str, str]]) -> ChatReply:
         """Ask for one reply to ``messages`` (``[{"role": ..., "content": ...}, ...]``) and return it.
 
@@ -166,59 +234,63 @@ class ChatClient:
         :class:`LLMError` when the endpoint refuses the request, keeps failing after all retries, or answers with
         something that is not an OpenAI chat completion.
         """
-        cfg = self.config
-        body: dict[str, Any] = {
-            "model": cfg.model,
-            "messages": _check_messages(messages),
-            "temperature": cfg.temperature,
-        }
-        if cfg.max_tokens is not None:
-            body["max_tokens"] = cfg.max_tokens
-        headers = self._headers()
-        total = cfg.max_retries + 1
+        request = self._request(messages)
         start = time.monotonic()
-        failure = ""
-        status: int | None = None
-        for attempt in range(1, total + 1):
-            retry_after: float | None = None
-            try:
-                response = self._http.post(self._url, json=body, headers=headers)
-            except httpx.TransportError as exc:  # timeouts, refused connections, broken reads
-                status = None
-                kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
-                failure = f"{kind} ({type(exc).__name__}: {exc or 'no detail'})"
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    return self._reply(response, attempt=attempt, start=start)
-                message = _server_message(response)
-                if status not in _RETRY_STATUSES:
-                    raise LLMError(
-                        f"POST {self._url} was refused with HTTP {status}: {message} ({self._hint(status)})",
-                        status=status,
-                        attempts=attempt,
-                    )
-                failure = f"HTTP {status}: {message}"
-                retry_after = _retry_after(response)
-            if attempt == total:
-                break
-            wait = min(retry_after if retry_after is not None else cfg.backoff * 2 ** (attempt - 1), cfg.max_backoff)
-            log.warning("LLM attempt %d/%d to %s: %s; retrying in %.2fs", attempt, total, self._url, failure, wait)
-            self._sleep(wait)
-        if status is None:
-            advice = "check that the server is running and base_url is right, or raise timeout/max_retries"
-        else:
-            advice = "the endpoint is overloaded or failing: try again later, or raise max_retries/max_backoff"
-        raise LLMError(
-            f"POST {self._url} failed after {total} attempt(s); last: {failure} ({advice})",
-            status=status,
-            attempts=total,
-        )
+        self._sent.count = 0
+        try:
+            raw = self._sdk.chat.completions.with_raw_response.create(**request)
+        except openai.APIError as error:
+            raise self._error(error) from None
+        return self._reply(raw.http_response, attempt=raw.retries_taken + 1, start=start)
 
-    def _headers(self) -> dict[str, str]:
+    def stream(self, messages: Sequence[Mapping[str, str]]) -> Iterator[str]:
+        """Ask for one reply to ``messages`` and yield its text as it arrives (server-sent events); the same
+        errors as :meth:`complete` (a failure before the first piece is retried like there)."""
+        request = self._request(messages, stream=True)
+        self._sent.count = 0
+        try:
+            with self._sdk.chat.completions.create(**request) as chunks:
+                for chunk in chunks:
+                    for choice in chunk.choices or ():
+                        if choice.delta is not None and choice.delta.content:
+                            yield choice.delta.content
+        except openai.APIError as error:
+            raise self._error(error) from None
+
+    def _error(self, error: openai.APIError) -> LLMError:
+        """Our :class:`LLMError` (status, attempts, a hint of what to check) for an SDK error."""
+        attempts = max(getattr(self._sent, "count", 0), 1)
+        if isinstance(error, openai.APIStatusError):
+            status = error.status_code
+            message = _server_message(error.response)
+            if status in _RETRY_STATUSES:
+                advice = "the endpoint is overloaded or failing: try again later, or raise max_retries/max_backoff"
+                return LLMError(
+                    f"POST {self._url} failed after {attempts} attempt(s); last: HTTP {status}: {message} ({advice})",
+                    status=status,
+                    attempts=attempts,
+                )
+            return LLMError(
+                f"POST {self._url} was refused with HTTP {status}: {message} ({self._hint(status)})",
+                status=status,
+                attempts=attempts,
+            )
+        if isinstance(error, openai.APIConnectionError):
+            kind = "timed out" if isinstance(error, openai.APITimeoutError) else "connection failed"
+            cause = error.__cause__ or error
+            advice = "check that the server is running and base_url is right, or raise timeout/max_retries"
+            return LLMError(
+                f"POST {self._url} failed after {attempts} attempt(s); last: {kind} "
+                f"({type(cause).__name__}: {cause or 'no detail'}) ({advice})",
+                status=None,
+                attempts=attempts,
+            )
+        return LLMError(f"POST {self._url}: {error} (the endpoint is not OpenAI-compatible?)", attempts=attempts)
+
+    def _headers(self) -> dict[str, Any]:
         name = self.config.api_key_env
         if name is None:
-            return {}
+            return {"Authorization": openai.Omit()}  # endpoints without auth get no Authorization header
         key = os.environ.get(name)
         if not key:
             raise LLMConfigError(
@@ -238,7 +310,7 @@ class ChatClient:
             return "the request was refused; the server's message shows why"
         return "not retried; the server's message shows why"
 
-    def _reply(self, response: httpx.Response, *, attempt: int, start: float) -> ChatReply:
+    def _reply(self, response: Any, *, attempt: int, start: float) -> ChatReply:
         try:
             payload = response.json()
             text = payload["choices"][0]["message"]["content"]
@@ -285,7 +357,7 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
 
 
-def _server_message(response: httpx.Response) -> str:
+def _server_message(response: Any) -> str:
     """The error message in an OpenAI-style body ``{"error": {"message": ...}}``, else an excerpt of the body."""
     try:
         payload = response.json()
@@ -301,9 +373,10 @@ def _server_message(response: httpx.Response) -> str:
     return _excerpt(response.text) or "(empty body)"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds, or ``None`` when absent or not a number (HTTP dates are ignored)."""
-    raw = response.headers.get("retry-after")
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """``Retry-After`` of response ``headers`` in seconds, or ``None`` when absent or not a number (HTTP dates are
+    ignored)."""
+    raw = None if headers is None else headers.get("retry-after")
     if raw is None:
         return None
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-import httpx
+import httpx2
 import pytest
 from pydantic import ValidationError
 
@@ -145,16 +145,16 @@ def test_connection_refused_is_retried_then_raises() -> None:
 
 
 def test_timeout_is_retried() -> None:
-    calls: list[httpx.Request] = []
+    calls: list[httpx2.Request] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         calls.append(request)
         if len(calls) == 1:
-            raise httpx.ReadTimeout("read timed out", request=request)
-        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": "ok"}}]})
+            raise httpx2.ReadTimeout("read timed out", request=request)
+        return httpx2.Response(200, json={"choices": [{"message": {"role": "assistant", "content": "ok"}}]})
 
     config = ChatConfig(base_url="http://llm.invalid/v1", model="m")
-    with ChatClient(config, transport=httpx.MockTransport(handler), sleep=Waits()) as chat:
+    with ChatClient(config, transport=httpx2.MockTransport(handler), sleep=Waits()) as chat:
         reply = chat.complete(MESSAGES)
     assert (reply.text, reply.model, reply.attempts, reply.usage) == ("ok", "m", 2, {})
 
@@ -271,3 +271,18 @@ def test_config_is_frozen() -> None:
     config = ChatConfig(base_url="http://127.0.0.1:8080/v1", model="m")
     with pytest.raises(ValidationError):
         config.model = "other"  # type: ignore[misc]
+
+
+def test_stream_yields_the_reply_as_it_arrives(fake_openai: FakeOpenAI) -> None:
+    with client(fake_openai) as chat:
+        whole = chat.complete(MESSAGES).text
+        pieces = list(chat.stream(MESSAGES))
+    assert len(pieces) > 1 and "".join(pieces) == whole
+    assert fake_openai.requests[-1].json["stream"] is True
+
+
+def test_stream_errors_are_ours(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script = [(401, {"error": {"message": "Incorrect API key provided"}})]
+    with client(fake_openai) as chat, pytest.raises(LLMError, match="OPENAI_API_KEY") as caught:
+        list(chat.stream(MESSAGES))
+    assert (caught.value.status, caught.value.attempts) == (401, 1)
