@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
+from evergraph.flows.params import PipelineConfig  # also where Prefect resolves the wrapped flow's annotations
 from evergraph.kg.errors import PipelineBusyError
 from evergraph.kg.store.home import EvergraphHome
 
@@ -59,8 +60,6 @@ def one_pipeline_per_home(fn: F) -> F:
 
     @functools.wraps(fn)
     def locked(*args: Any, **kwargs: Any) -> Any:
-        from evergraph.flows.params import PipelineConfig
-
         config = signature.bind(*args, **kwargs).arguments.get("config") or PipelineConfig()
         with pipeline_lock(config.evergraph_home()):
             return fn(*args, **kwargs)
