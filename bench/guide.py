@@ -568,6 +568,9 @@ def main() -> int:
     parser.add_argument("--configs", default="default,1 hop,hashing", help="comma-separated: default, 1 hop, hashing")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--dump", type=Path, default=None, help="write every question's outcome as JSON here")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a GuideConfig field for every configuration"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("evergraph").setLevel(logging.WARNING)
@@ -582,7 +585,8 @@ def main() -> int:
     home = EvergraphHome(HOME)
     bundle = prepare_home(args.run, args.text, home, snapshot=args.snapshot)
     started = time.perf_counter()
-    knowledge = Knowledge.load(bundle)
+    overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+    knowledge = Knowledge.load(bundle, guide_config=GuideConfig(**overrides))
     load_seconds = time.perf_counter() - started
     maker = QuestionMaker(knowledge, args.data, seed=args.seed)
     questions = maker.one_hop(per_family=args.per_family) + maker.two_hop(per_family=2 * args.per_family)
@@ -593,11 +597,13 @@ def main() -> int:
         knowledge.guide(question.text)  # warm-up
     configs = {
         "default": lambda: knowledge,
-        "1 hop": lambda: Knowledge(knowledge.bundle, linker=knowledge.linker, guide_config=GuideConfig(hops=1)),
+        "1 hop": lambda: Knowledge(
+            knowledge.bundle, linker=knowledge.linker, guide_config=GuideConfig(**{**overrides, "hops": 1})
+        ),
         "hashing": lambda: Knowledge(
             knowledge.bundle,
             linker=Linker.from_bundle(knowledge.bundle, relation_encoder=None),
-            guide_config=GuideConfig(hops=1),
+            guide_config=GuideConfig(**{**overrides, "hops": 1}),
         ),
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
