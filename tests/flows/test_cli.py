@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from evergraph.flows.cli import build_parser, prefect_environment
+from evergraph.flows.cli import LIFELONG_DEPLOYMENT, build_parser, main, prefect_environment, trigger_parameters
 from evergraph.kg.store.home import EvergraphHome
 
 
@@ -25,3 +26,66 @@ def test_prefect_home_is_created_inside_a_new_nested_home(tmp_path: Path, monkey
     assert env["PREFECT_HOME"] == str(home.prefect_home)
     assert home.prefect_home.is_dir()  # the ephemeral API cannot start in a missing directory
     assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+
+
+def test_trigger_options() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["trigger", "--home", "h"])
+    assert (args.home, args.prefect_port, args.api_url, args.data) == ("h", 4200, None, None)
+    assert parser.parse_args(["trigger", "--api-url", "http://x/api", "--data", "d"]).api_url == "http://x/api"
+
+
+def test_the_deployment_name_is_flow_slash_deployment() -> None:
+    import yaml
+
+    from evergraph.flows.lifelong import lifelong_pipeline
+
+    deployments = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())["deployments"]
+    lifelong = next(d for d in deployments if d["entrypoint"].endswith(":lifelong_pipeline"))
+    assert (
+        LIFELONG_DEPLOYMENT
+        == f"{lifelong_pipeline.name}/{lifelong['name']}"
+        == ("evergraph-lifelong/evergraph-lifelong")
+    )
+
+
+def test_trigger_keeps_the_deployed_settings_and_makes_paths_absolute(tmp_path: Path) -> None:
+    deployed = {"source": ".evergraph/example-data", "strategy": "lkge", "config": {"home": ".evergraph", "dim": 64}}
+    home = EvergraphHome.resolve(tmp_path / "home")
+    params = trigger_parameters(deployed=deployed, home=home, source=Path("data"))
+    assert params["source"] == str(Path("data").resolve())
+    assert params["config"] == {"home": str(home.root), "dim": 64}
+    assert params["strategy"] == "lkge"
+    assert deployed["config"]["home"] == ".evergraph"  # not modified in place
+
+
+def test_trigger_without_snapshots_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trigger", "--home", str(tmp_path / "home")]) == 2
+    out = " ".join(capsys.readouterr().out.split())  # the console may wrap it
+    assert "holds no snapshot" in out and "evergraph run --home" in out
+
+
+def test_trigger_creates_a_run_of_the_deployment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    for key in ("PREFECT_HOME", "EVERGRAPH_HOME", "PREFECT_API_URL"):  # trigger sets them: restore them after
+        monkeypatch.setenv(key, os.environ.get(key, "-"))
+        if os.environ[key] == "-":
+            monkeypatch.delenv(key)
+    home = EvergraphHome.resolve(tmp_path / "home")
+    (home.root / "example-data" / "0").mkdir(parents=True)
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name("evergraph-lifelong")
+        deployment_id = client.create_deployment(
+            flow_id=flow_id, name="evergraph-lifelong", parameters={"source": "x", "config": {"dim": 64}}
+        )
+    assert main(["trigger", "--home", str(home.root), "--api-url", PREFECT_API_URL.value()]) == 0
+    assert "scheduled" in capsys.readouterr().out
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+    run = next(r for r in runs if r.deployment_id == deployment_id)
+    assert run.parameters["source"] == str((home.root / "example-data").resolve())
+    assert run.parameters["config"] == {"dim": 64, "home": str(home.root)}
