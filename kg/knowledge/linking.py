@@ -517,10 +517,13 @@ class _Table:
         return self._matrix
 
     def first_rows(self) -> np.ndarray:
-        """``int64[len]``: each id's first row (its name), -1 for an id without one."""
-        first = np.full(max(self.labels, default=-1) + 1, -1, dtype=np.int64)
-        for row in range(len(self.row_ids) - 1, -1, -1):
-            first[self.row_ids[row]] = row
+        """``int64[len]``: each id's first row (its name), -1 for an id without one (computed once)."""
+        first = getattr(self, "_first_rows", None)
+        if first is None:
+            first = np.full(max(self.labels, default=-1) + 1, -1, dtype=np.int64)
+            for row in range(len(self.row_ids) - 1, -1, -1):
+                first[self.row_ids[row]] = row
+            self._first_rows = first
         return first
 
     def similarities(self, text: str) -> np.ndarray:
