@@ -19,11 +19,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergraph.kg.knowledge.explain_schemas import Analogy, ExplainResult, RuleRef, SupportingPath
-from evergraph.kg.knowledge.rules import Rule, RuleSet, rules_of
+from evergraph.kg.knowledge.rules import Adjacency, Rule, RuleSet, rules_of
 
 if TYPE_CHECKING:
     from evergraph.kg.engine.model import KGEModel
@@ -93,28 +94,44 @@ def _row_index(facts: FactTable) -> _RowIndex:
     return found
 
 
-def _paths(facts: FactTable, rule: Rule, head: int, tail: int, *, limit: int, fanout: int) -> list[list[int]]:
-    """Entity sequences ``[head, ..., tail]`` walking ``rule.body`` through distinct entities (at most ``limit``)."""
+def _paths(
+    facts: FactTable, adjacency: Adjacency, rule: Rule, head: int, tail: int, *, limit: int, fanout: int
+) -> list[list[int]]:
+    """Entity sequences ``[head, ..., tail]`` walking ``rule.body`` through distinct entities (at most ``limit``).
+
+    The first and last steps are binary searches in the fact table; the middle step of a length-3 body is one
+    sparse sub-matrix of that relation's adjacency (no Python loop over a hub's neighbours)."""
     body = rule.body
     if len(body) == 1:
-        return [[head, tail]] if tail in set(facts.answers(head, body[0]).tolist()) else []
-    # backward set: entities b with b -body[-1]-> tail
-    last = set(facts.answers(tail, body[-1] ^ 1).tolist()) - {head, tail}
-    found: list[list[int]] = []
-    for a in facts.answers(head, body[0]).tolist()[:fanout]:
-        if a in (head, tail):
-            continue
-        if len(body) == 2:
-            if a in last:
-                found.append([head, a, tail])
-        else:
-            for b in facts.answers(a, body[1]).tolist()[:fanout]:
-                if b in last and b != a:
-                    found.append([head, a, b, tail])
-                    if len(found) >= limit:
-                        return found
-        if len(found) >= limit:
-            return found
+        return [[head, tail]] if bool((facts.answers(head, body[0]) == tail).any()) else []
+    first = facts.answers(head, body[0]).numpy()[:fanout]
+    last = facts.answers(tail, body[-1] ^ 1).numpy()[:fanout]  # b with b -body[-1]-> tail
+    first = first[(first != head) & (first != tail)]
+    last = last[(last != head) & (last != tail)]
+    if len(body) == 2:
+        return [[head, int(a), tail] for a in np.intersect1d(first, last)[:limit]]
+    matrix = adjacency.matrices.get(body[1])
+    if matrix is None or not len(first) or not len(last):
+        return []
+    rows, cols = matrix[first][:, last].nonzero()
+    found = []
+    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+        a, b = int(first[i]), int(last[j])
+        if a != b:
+            found.append([head, a, b, tail])
+            if len(found) >= limit:
+                break
+    return found
+
+
+_ADJACENCY: weakref.WeakKeyDictionary[FactTable, Adjacency] = weakref.WeakKeyDictionary()
+
+
+def _adjacency(facts: FactTable) -> Adjacency:
+    found = _ADJACENCY.get(facts)
+    if found is None:
+        found = Adjacency(facts)
+        _ADJACENCY[facts] = found
     return found
 
 
@@ -134,11 +151,13 @@ def explain_fact(
     started = time.perf_counter()
     rules = rules if rules is not None else rules_of(facts)
     index = _row_index(facts)
+    adjacency = _adjacency(facts)
     explanation = Explanation(head, relation, tail)
     for rule in rules.of(relation):
         if len(explanation.paths) >= config.max_paths:
             break
-        for nodes in _paths(facts, rule, head, tail, limit=config.max_paths_per_rule, fanout=config.max_fanout):
+        found = _paths(facts, adjacency, rule, head, tail, limit=config.max_paths_per_rule, fanout=config.max_fanout)
+        for nodes in found:
             steps = zip(nodes[:-1], rule.body, nodes[1:], strict=True)
             rows = tuple(index.rows[(a, r, b)] for a, r, b in steps)
             explanation.paths.append(PathEvidence(rule, rows))
@@ -150,13 +169,27 @@ def explain_fact(
     return explanation
 
 
+_UNIT: weakref.WeakKeyDictionary[KGEModel, tuple[int, torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
+def _unit_rows(model: KGEModel) -> torch.Tensor:
+    """The model's entity vectors scaled to unit length (cached per model while its table is unchanged)."""
+    entity = model.entity.detach()
+    key = entity.data_ptr()
+    cached = _UNIT.get(model)
+    if cached is None or cached[0] != key or cached[1].shape != entity.shape:
+        cached = (key, torch.nn.functional.normalize(entity.float(), dim=1))
+        _UNIT[model] = cached
+    return cached[1]
+
+
 @torch.no_grad()
 def _analogies(
     facts: FactTable, model: KGEModel, head: int, relation: int, tail: int, *, config: ExplainConfig
 ) -> list[tuple[int, float]]:
-    entity = model.entity.detach()
-    pair = torch.nn.functional.normalize(entity[[head, tail]].float(), dim=1)
-    table = torch.nn.functional.normalize(entity.float(), dim=1)
+    table = _unit_rows(model)
+    pair = table[[head, tail]]
+    entity = table
     similarity = pair @ table.T  # [2, N]
     k = min(config.neighbours + 1, entity.shape[0])
     near_h = dict(zip(*[x.tolist() for x in reversed(similarity[0].topk(k))], strict=True))

@@ -46,7 +46,7 @@ class RuleConfig(BaseModel):
     samples_per_relation: int = Field(200, gt=0, description="facts per relation whose paths propose bodies")
     min_support: int = Field(2, ge=1, description="sampled facts a body must connect to be a candidate")
     max_candidates: int = Field(100, gt=0, description="candidates per relation whose confidence is measured")
-    confidence_sample: int = Field(300, gt=0, description="body heads x sampled to measure a rule's confidence")
+    confidence_sample: int = Field(100, gt=0, description="body heads x sampled to measure a rule's confidence")
     min_confidence: float = Field(0.05, ge=0, le=1, description="weaker rules are dropped")
     max_rules_per_relation: int = Field(20, gt=0, description="best rules kept per relation")
     max_middle_degree: int = Field(
