@@ -575,9 +575,10 @@ class Guide:
 
 def _agreement(question: str, candidate: LinkCandidate, mentions: list[tuple[int, int]], *, cased: bool) -> float:
     """The score a linked name keeps as an anchor, in ``[0, 1]``: its linking score times the share of its mention
-    it covers (:func:`_coverage`), and times 0.5 for a multi-word proper name ("The Artist") matched exactly by
-    lower-case words in a question whose case is informative ("what is the artist of ..."). A text match is
-    verified against the words it was found from: its score is the edit similarity of the two
+    it covers (:func:`_coverage`), and times 0.5 for a capitalised name ("The Artist", "Screenwriter") matched
+    exactly by lower-case words in a question whose case is informative ("what is the artist of ...", "Who is
+    the screenwriter of Munich?"). A text match is verified against the words it was found from: its score is
+    the edit similarity of the two
     (:func:`edit_similarity`; a typo keeps about 0.9, "Knight" for "T. R. Knight" 0.5), not the cosine that
     retrieved it."""
     coverage = _coverage(candidate.span, mentions)
@@ -589,8 +590,8 @@ def _agreement(question: str, candidate: LinkCandidate, mentions: list[tuple[int
         if candidate.match == "text" and candidate.matched:
             return coverage * edit_similarity(text, candidate.matched)
         if cased and not any(ch.isupper() for ch in text):
-            if sum(word[:1].isupper() for word in candidate.matched.split()) >= 2:
-                score *= 0.5
+            if sum(word[:1].isupper() for word in candidate.matched.split()) >= 1:
+                score *= 0.5  # "the screenwriter of Munich": a common noun, not the entity "Screenwriter"
     return score
 
 

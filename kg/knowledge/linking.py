@@ -426,6 +426,10 @@ class _Table:
                 span = (words[start][1], words[start + length - 1][2])
                 if best not in hits or score > hits[best].score:
                     hits[best] = _Hit(score, "partial", span, self.names[best], support=score)
+        if not cased:  # all lower case: one lone word may be a name ("streisand"), a second is a common word
+            lone = [key for key, hit in hits.items() if _words_in(question, hit.span) == 1]
+            keep = max(lone, key=lambda key: (hits[key].score, float(self.popularity[key]), -key), default=None)
+            hits = {key: hit for key, hit in hits.items() if key == keep or key not in lone}
         return hits
 
     def candidate(self, key: int, hit: _Hit) -> LinkCandidate:
@@ -587,6 +591,11 @@ def _verbatim(question: str, begin: int, name: str) -> bool:
     ):
         return False
     return not (after == "." and end + 1 < len(question) and question[end + 1].isalnum())
+
+
+def _words_in(question: str, span: tuple[int, int] | None) -> int:
+    """How many words of ``question`` lie in ``span``."""
+    return 0 if span is None else len(word_spans(question[span[0] : span[1]]))
 
 
 def _reads_like(question: str, hit: _Hit) -> float:

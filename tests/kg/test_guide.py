@@ -223,3 +223,9 @@ def test_context_is_ordered_by_relevance(bundle: Bundle) -> None:
     about = [f for f in known if f.hop == 1]  # the entity's own facts: the asked relation first
     labels = [f.relation.label == "born_in" for f in about]
     assert labels == sorted(labels, reverse=True) and len(about) > labels.count(True)
+
+
+def test_a_lower_case_common_word_is_no_name_in_a_cased_question(guide: Guide) -> None:
+    assert not guide.guide("Which city in Europe is the capital of France?").abstained
+    lower = guide.guide("Which city in Europe is the capital of france?")  # case says "france" is no name here
+    assert lower.abstained and lower.entities and lower.entities[0].score == 0.5

@@ -233,3 +233,12 @@ def test_partial_names_acronyms_and_lower_case() -> None:
 )
 def test_readable_relation(label: str, text: str) -> None:
     assert readable_relation(label) == text
+
+
+def test_lower_case_questions_take_one_lone_partial_name() -> None:
+    names = {0: "Barbra Streisand", 1: "Rachel Getting Married", 2: "Los Angeles Lakers"}
+    linker = Linker.build(entities=names, popularity=[120, 40, 60])
+    found = [(c.id, c.match) for c in linker.link("who is streisand married to").entities if c.match == "partial"]
+    assert found == [(0, "partial")]  # "married" is a common word here, not the film
+    both = linker.link("Is Streisand in Rachel Getting Married?").entities  # case says which words are names
+    assert {c.id for c in both if c.match in ("exact", "partial")} == {0, 1}
