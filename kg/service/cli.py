@@ -284,10 +284,10 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
         command.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
         command.add_argument("--url", default=None, help="ask a running `evergraph serve` instead of the home")
         command.add_argument("--token-env", default=None, help="env var holding the server's bearer token (--url)")
-        command.add_argument("--hops", type=int, choices=[1, 2], default=None, help="1 (default) or 2")
+        command.add_argument("--hops", type=int, choices=[1, 2], default=None, help="1 or 2 (default: two-hop paths)")
         command.add_argument("--encoder", default=None, help="linking text encoder: hashing (default) | minilm")
         command.add_argument(
-            "--relation-encoder", default=None, help="text encoder of relations (default: --encoder), e.g. minilm"
+            "--relation-encoder", default=None, help="text encoder of relations (default auto: minilm when installed), e.g. hashing"
         )
         command.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
@@ -317,10 +317,10 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
         "--max-body-bytes", type=int, default=None, help="largest request body accepted (default 65536; 413 above)"
     )
     serve.add_argument("--poll", type=float, default=1.0, help="seconds between champion checks (default 1)")
-    serve.add_argument("--hops", type=int, choices=[1, 2], default=None, help="guide hops, 1 (default) or 2")
+    serve.add_argument("--hops", type=int, choices=[1, 2], default=None, help="guide hops, 1 or 2 (default 2)")
     serve.add_argument("--encoder", default=None, help="linking text encoder: hashing (default) | minilm")
     serve.add_argument(
-        "--relation-encoder", default=None, help="text encoder of relations (default: --encoder), e.g. minilm"
+        "--relation-encoder", default=None, help="text encoder of relations (default auto: minilm when installed), e.g. hashing"
     )
     serve.set_defaults(func=_serve)
 
