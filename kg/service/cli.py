@@ -287,7 +287,7 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
         command.add_argument("--hops", type=int, choices=[1, 2], default=None, help="1 or 2 (default: two-hop paths)")
         command.add_argument("--encoder", default=None, help="linking text encoder: hashing (default) | minilm")
         command.add_argument(
-            "--relation-encoder", default=None, help="text encoder of relations (default auto: minilm when installed), e.g. hashing"
+            "--relation-encoder", default=None, help="relation encoder (default auto: minilm if installed)"
         )
         command.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
@@ -319,9 +319,7 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--poll", type=float, default=1.0, help="seconds between champion checks (default 1)")
     serve.add_argument("--hops", type=int, choices=[1, 2], default=None, help="guide hops, 1 or 2 (default 2)")
     serve.add_argument("--encoder", default=None, help="linking text encoder: hashing (default) | minilm")
-    serve.add_argument(
-        "--relation-encoder", default=None, help="text encoder of relations (default auto: minilm when installed), e.g. hashing"
-    )
+    serve.add_argument("--relation-encoder", default=None, help="relation encoder (default auto: minilm if installed)")
     serve.set_defaults(func=_serve)
 
 
