@@ -1,4 +1,5 @@
-# Evergraph: `make demo` runs the main job on the embedded defaults, `make test` runs the test suite.
+# Evergraph: `make demo` runs the main job on the embedded defaults, `make test` runs the whole test suite,
+# `make test-fast` the tests not marked slow (the edit loop).
 # Both create .venv and install the project (CPU torch, faiss-cpu) when it is missing or pyproject changed.
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ HOME_DIR ?= .evergraph
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/python -m pip install --quiet -c constraints.txt $(FIND_LINKS)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/lifelong.py

@@ -10,7 +10,7 @@ import pytest
 
 from evergraph.flows.lifelong import lifelong_pipeline
 from evergraph.flows.params import PipelineConfig, lineage_name
-from evergraph.kg.engine.config import TrainConfig
+from evergraph.kg.engine.config import ModelConfig, RunConfig, TrainConfig
 from evergraph.kg.errors import HistoryChangedError
 from evergraph.kg.store.bundle import Bundle, load_champion, read_pointer
 from evergraph.kg.store.home import EvergraphHome
@@ -30,7 +30,8 @@ def small_source(example_data: Path, dest: Path, snapshots: int) -> Path:
 
 def quick_config(home: Path, **registry: object) -> PipelineConfig:
     train = TrainConfig(max_epochs=10, eval_every=5, patience=2, checkpoint_every=5, seed=0, device="cpu")
-    return PipelineConfig(home=str(home), dim=32, train=train, registry=RegistryConfig(**registry))
+    engine = RunConfig(model=ModelConfig(dim=32), train=train)
+    return PipelineConfig(home=str(home), engine=engine, registry=RegistryConfig(**registry))
 
 
 def open_registry(home: Path) -> ModelRegistry:
@@ -46,6 +47,7 @@ def pipeline(example_data: Path, tmp_path_factory: pytest.TempPathFactory, prefe
     return {"source": source, "config": config, "summary": summary, "home": root / "home"}
 
 
+@pytest.mark.slow  # runs the whole pipeline
 def test_one_version_per_snapshot_with_a_served_champion(pipeline: dict) -> None:
     summary = pipeline["summary"]
     assert [r["snapshot"] for r in summary["created"]] == [0, 1, 2]
@@ -65,6 +67,7 @@ def test_one_version_per_snapshot_with_a_served_champion(pipeline: dict) -> None
     assert bundle.model.num_entities == bundle.index.num_entities
 
 
+@pytest.mark.slow  # runs the whole pipeline
 def test_the_prefect_ui_gets_metrics_card_links_plots_and_progress(pipeline: dict) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -92,6 +95,7 @@ def test_the_prefect_ui_gets_metrics_card_links_plots_and_progress(pipeline: dic
     assert all(float(a.data) == 100.0 for a in progress)
 
 
+@pytest.mark.slow  # runs the whole pipeline
 def test_rerun_on_the_same_snapshots_creates_nothing(pipeline: dict) -> None:
     registry = open_registry(pipeline["home"])
     before = sorted(v.version for v in registry.versions())
@@ -105,6 +109,7 @@ def test_rerun_on_the_same_snapshots_creates_nothing(pipeline: dict) -> None:
     assert registry.champion().version == champion
 
 
+@pytest.mark.slow  # runs the whole pipeline
 def test_a_new_snapshot_continues_the_lineage(pipeline: dict, example_data: Path) -> None:
     shutil.copytree(example_data / "3", pipeline["source"] / "3")
     summary = lifelong_pipeline(
@@ -119,6 +124,7 @@ def test_a_new_snapshot_continues_the_lineage(pipeline: dict, example_data: Path
     assert [e["snapshot"] for e in metrics["snapshots"]] == [0, 1, 2, 3]  # continued, not retrained
 
 
+@pytest.mark.slow  # runs the whole pipeline
 def test_a_changed_snapshot_is_refused_before_any_work(example_data: Path, tmp_path: Path) -> None:
     source = small_source(example_data, tmp_path / "source", snapshots=2)
     config = quick_config(tmp_path / "home")
@@ -150,6 +156,7 @@ def test_lineage_depends_on_source_and_options(tmp_path: Path) -> None:
     assert lineage_name(source=tmp_path / "x", config=a).startswith("x-lkge-transe-")
 
 
+@pytest.mark.slow  # runs the whole pipeline
 def test_rollback_serves_an_earlier_version(pipeline: dict) -> None:  # last: it moves the champion
     from evergraph.flows.rollback import rollback_champion
 

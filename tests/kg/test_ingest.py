@@ -520,6 +520,7 @@ def test_failed_load_leaves_passed_vocabularies_alone(tmp_path: Path) -> None:
     assert (len(entities), len(relations)) == (0, 0)
 
 
+@pytest.mark.slow  # reads the whole ENTITY benchmark (/work/shared)
 def test_entity_benchmark(caplog: pytest.LogCaptureFixture) -> None:
     if not ENTITY_DIR.is_dir():
         pytest.skip(f"benchmark data not available at {ENTITY_DIR.resolve()}")

@@ -85,9 +85,9 @@ def _train_command(data: Path, out: Path) -> list[str]:
         "--strategy",
         "lkge",
         "--dim",
-        "32",
+        "16",
         "--max-epochs",
-        "40",
+        "20",
         "--checkpoint-every",
         "1",
         "--eval-every",
@@ -102,6 +102,7 @@ def _train_command(data: Path, out: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # three training processes
 def test_a_killed_run_resumes_to_the_same_result(example_data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference"

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from evergraph.kg.engine.config import RunConfig
 from evergraph.kg.engine.evaluation import RankingMetrics, evaluate_split, filtered_ranks
@@ -16,8 +17,10 @@ from tests.conftest import fast_config
 
 def test_strategies_by_name():
     assert STRATEGIES.names() == ["finetune", "lkge", "retrain"]
+    with pytest.raises(ValidationError, match="unknown strategy 'ewc'; choose one of: finetune, lkge, retrain"):
+        RunConfig(strategy="ewc")  # refused when the config is made, before any work
     with pytest.raises(UnknownComponentError, match="finetune, lkge, retrain"):
-        get_strategy(RunConfig(strategy="ewc"))
+        get_strategy(RunConfig.model_construct(strategy="ewc"))  # and by the registry itself
 
 
 def chance_mrr(num_candidates: int) -> float:
@@ -25,6 +28,7 @@ def chance_mrr(num_candidates: int) -> float:
     return sum(1 / k for k in range(1, num_candidates + 1)) / num_candidates
 
 
+@pytest.mark.slow  # three trainings of the example
 @pytest.mark.parametrize("strategy", ["retrain", "finetune", "lkge"])
 def test_each_strategy_learns_the_example_well_above_chance(strategy, example_data, tmp_path):
     metrics = LifelongRun(data=example_data, out=tmp_path, config=fast_config(strategy), show_progress=False).run(
@@ -81,6 +85,7 @@ def test_transfer_gives_new_entities_a_better_start_than_random(example_data):
     assert results[False] < 3 * chance_mrr(kg.snapshots[1].num_entities) + 0.05  # random rows know nothing
 
 
+@pytest.mark.slow  # two trainings of the example
 def test_regularisation_reduces_forgetting_compared_with_finetune(example_data, tmp_path):
     finetune = LifelongRun(
         data=example_data, out=tmp_path / "ft", config=fast_config("finetune"), show_progress=False
