@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from evergraph.kg.engine.config import TrainConfig
@@ -157,7 +158,9 @@ def train_snapshot(
         TextColumn("best valid MRR {task.fields[best]}"),
         TextColumn("patience left {task.fields[patience]}"),
         TimeElapsedColumn(),
-        disable=not show_progress,
+        console=(console := Console(stderr=True)),
+        # a bar only where someone watches: a terminal or a notebook (piped output gets no empty lines)
+        disable=not (show_progress and (console.is_terminal or console.is_jupyter)),
         transient=True,
     )
 
