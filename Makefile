@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/evergraph run --home $(HOME_DIR)
-	$(BIN)/evergraph guide "Which country is Lyon located in?" --home $(HOME_DIR)
+	$(BIN)/evergraph guide "Which country is Tokyo located in?" --home $(HOME_DIR)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
