@@ -126,18 +126,39 @@ def _join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return li, order[starts + offsets]
 
 
-def _candidate_bodies(adj: Adjacency, heads: np.ndarray, tails: np.ndarray, relation: int, config: RuleConfig) -> dict:
-    """Body -> set of sample indices it connects (paths from ``heads[i]`` to ``tails[i]``, not the fact itself)."""
+def _candidate_bodies(
+    adj: Adjacency, heads: np.ndarray, tails: np.ndarray, relation: int, config: RuleConfig
+) -> dict[tuple[int, ...], int]:
+    """Body -> how many samples it connects (paths from ``heads[i]`` to ``tails[i]``, not the fact itself)."""
     n = adj.num_entities
-    found: dict[tuple[int, ...], set[int]] = {}
+    found: dict[tuple[int, ...], int] = {}
+    width = max(int(adj.rel.max()) + 1 if len(adj.rel) else 1, 1)
+    samples = len(heads)
+
+    def count(steps: list[np.ndarray], which: np.ndarray) -> None:
+        """Add, per body (the relations of ``steps``), the number of distinct samples ``which`` it connects."""
+        if not len(which):
+            return
+        code = np.zeros(len(which), dtype=np.int64)
+        for step in steps:
+            code = code * width + step.astype(np.int64)
+        codes = np.unique(code * samples + which.astype(np.int64)) // samples
+        bodies, hits = np.unique(codes, return_counts=True)
+        for body, hit in zip(bodies.tolist(), hits.tolist(), strict=True):
+            parts = []
+            for _ in steps:
+                body, part = divmod(body, width)
+                parts.append(part)
+            key = tuple(reversed(parts))
+            found[key] = found.get(key, 0) + hit
+
     index = np.arange(len(heads))
     # out-edges of the heads: (i, r1, a)
     li, ei = _join(heads.astype(np.int64), adj.src.astype(np.int64))
     i1, r1, a = index[li], adj.rel[ei], adj.dst[ei]
     # length 1: a == t, not the fact itself
     one = (a == tails[i1]) & (r1 != 2 * relation)
-    for i, r in zip(i1[one].tolist(), r1[one].tolist(), strict=True):
-        found.setdefault((r,), set()).add(i)
+    count([r1[one]], i1[one])
     if config.max_length < 2:
         return found
     middle = (a != tails[i1]) & (a != heads[i1])
@@ -149,8 +170,7 @@ def _candidate_bodies(adj: Adjacency, heads: np.ndarray, tails: np.ndarray, rela
     i3, b, r3 = i3[keep], b[keep], r3[keep]
     # length 2: a == b
     x, y = _join(i1.astype(np.int64) * n + a, i3.astype(np.int64) * n + b)
-    for i, p, q in zip(i1[x].tolist(), r1[x].tolist(), r3[y].tolist(), strict=True):
-        found.setdefault((p, q), set()).add(i)
+    count([r1[x], r3[y]], i1[x])
     if config.max_length < 3:
         return found
     # length 3: a -r2-> b' with b' an in-neighbour b of the same sample's tail, a != b'
@@ -164,8 +184,7 @@ def _candidate_bodies(adj: Adjacency, heads: np.ndarray, tails: np.ndarray, rela
     ok = b2 != a2
     i2, p1, p2, b2 = i2[ok], p1[ok], p2[ok], b2[ok]
     x, y = _join(i2.astype(np.int64) * n + b2, i3.astype(np.int64) * n + b)
-    for i, p, q, s in zip(i2[x].tolist(), p1[x].tolist(), p2[x].tolist(), r3[y].tolist(), strict=True):
-        found.setdefault((p, q, s), set()).add(i)
+    count([p1[x], p2[x], r3[y]], i2[x])
     return found
 
 
@@ -205,7 +224,7 @@ def mine_rules(facts: FactTable, *, config: RuleConfig | None = None) -> RuleSet
             rows = rows[rng.choice(len(rows), size=config.samples_per_relation, replace=False)]
         bodies = _candidate_bodies(adj, rows[:, 0], rows[:, 2], relation, config)
         candidates = sorted(
-            ((body, len(hit)) for body, hit in bodies.items() if len(hit) >= config.min_support),
+            ((body, hit) for body, hit in bodies.items() if hit >= config.min_support),
             key=lambda item: (-item[1], item[0]),
         )[: config.max_candidates]
         total = int((known[:, 1] == relation).sum())
