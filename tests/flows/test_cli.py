@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from evergraph.flows.cli import LIFELONG_DEPLOYMENT, build_parser, main, prefect_environment, trigger_parameters
+from evergraph.kg.service.cli import engine_config
 from evergraph.kg.store.home import EvergraphHome
 
 
@@ -16,7 +17,8 @@ def test_pipeline_and_engine_commands_share_one_parser() -> None:
     assert parser.parse_args(["run", "--max-epochs", "3"]).max_epochs == 3
     assert parser.parse_args(["rollback", "4"]).version == "4"
     assert parser.parse_args(["up", "--no-deploy"]).no_deploy
-    assert parser.parse_args(["train", "--data", "d", "--out", "o"]).strategy == "lkge"
+    train = parser.parse_args(["train", "--data", "d", "--out", "o"])
+    assert train.strategy is None and engine_config(train).strategy == "lkge"  # the default comes from RunConfig
 
 
 def test_prefect_home_is_created_inside_a_new_nested_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
