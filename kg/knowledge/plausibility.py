@@ -525,3 +525,18 @@ def check_labelled(
 def _get(vocab: Any, label: str) -> int:
     found = vocab.get(label)
     return -1 if found is None else int(found)
+
+
+def snapshot_facts(source: Path | str, snapshot: int) -> list[tuple[str, str, str]]:
+    """The facts new in ``snapshot`` of ``source`` (train, valid, test), as labels."""
+    from evergraph.kg.engine.ingest import load_shared
+
+    kg = load_shared(source, upto=snapshot)
+    rows = kg.snapshots[snapshot].facts.tolist()
+    entity, relation = kg.entities.label, kg.relations.label
+    return [(entity(h), relation(r), entity(t)) for h, r, t in rows]
+
+
+def report_path(home_root: Path | str, lineage: str, snapshot: int) -> Path:
+    """Where the plausibility report of a lineage's snapshot is kept: ``HOME/trust/reports/<lineage>/N.json``."""
+    return Path(home_root) / "trust" / "reports" / lineage / f"snapshot-{snapshot}.json"
