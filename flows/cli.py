@@ -90,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
                 for k, v in {"tracking_uri": args.tracking_uri, "tolerance": args.tolerance}.items()
                 if v is not None
             },
+            "quarantine": args.quarantine,
             "promote_anyway": args.promote_anyway,
         }
     )
@@ -196,6 +197,13 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in the home)")
     run.add_argument("--tolerance", type=float, default=None, help="allowed MRR drop on old test sets (0.05)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--quarantine",
+        choices=["off", "flag", "hold"],
+        default="flag",
+        help="new facts the champion finds implausible: flag (default: learn everything, report suspects), off, "
+        "hold (not available yet)",
+    )
     run.add_argument(
         "--promote-anyway",
         action="store_true",

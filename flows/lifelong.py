@@ -28,6 +28,7 @@ from evergraph.tasks.evaluate import compare_with_champion
 from evergraph.tasks.index import build_index
 from evergraph.tasks.ingest import ingest_source
 from evergraph.tasks.plan import plan_snapshots
+from evergraph.tasks.plausibility import check_snapshot_facts, log_plausibility_report
 from evergraph.tasks.promote import promote_version
 from evergraph.tasks.register import register_snapshot
 from evergraph.tasks.train import train_snapshot
@@ -46,6 +47,9 @@ def learn_snapshot(
 ) -> dict[str, Any]:
     """Train, index, evaluate, register and gate one snapshot; returns its version and alias."""
     registry = config.registry.model_dump()
+    checked = check_snapshot_facts(
+        home=config.home, source=source, snapshot=snapshot, lineage=lineage, quarantine=config.quarantine
+    )  # before learning: the champion cross-checks the new facts
     entry = train_snapshot(
         source=source,
         run_dir=run_dir,
@@ -67,6 +71,9 @@ def learn_snapshot(
         snapshot=snapshot,
         parent_version=parent_version,
         wait_for=[index],
+    )
+    log_plausibility_report(
+        home=config.home, registry=registry, run_id=registered["run_id"], snapshot=snapshot, summary=checked
     )
     published = publish_snapshot.submit(
         run_dir=run_dir,

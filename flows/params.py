@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Literal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -43,6 +44,11 @@ class PipelineConfig(BaseModel):
         "threads", description="threads (one machine) | dask | ray (need prefect-dask / prefect-ray)"
     )
     max_workers: int = Field(4, gt=0, description="threads of the thread-pool task runner")
+    quarantine: Literal["off", "flag", "hold"] = Field(
+        "flag",
+        description="plausibility check of each snapshot's new facts against the champion: flag (default) learns "
+        "everything and reports suspects (Prefect table + MLflow artifact), off skips it, hold is not available yet",
+    )
     torch_threads: int | None = Field(
         None, gt=0, description="torch threads of the flow's process (default: torch's choice; 1 for small graphs)"
     )
