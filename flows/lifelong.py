@@ -57,6 +57,8 @@ def learn_snapshot(
         snapshot=snapshot,
         lineage=lineage,
         show_progress=config.show_progress,
+        home=config.home,
+        registry=registry,  # the MLflow run opens now: per-epoch curves during training
     )
     index = build_index.submit(run_dir=run_dir, snapshot=snapshot, index=config.index.model_dump())
     comparison = compare_with_champion.submit(
@@ -70,6 +72,7 @@ def learn_snapshot(
         run_dir=run_dir,
         snapshot=snapshot,
         parent_version=parent_version,
+        run_id=entry.get("mlflow_run_id"),
         wait_for=[index],
     )
     log_plausibility_report(

@@ -18,7 +18,7 @@ from evergraph.registry.plots import forgetting_matrix_png, stream_mrr_png
 
 if TYPE_CHECKING:
     from evergraph.registry.models import CHALLENGER, CHAMPION, ModelRegistry, VersionInfo
-    from evergraph.registry.tracking import log_snapshot_run
+    from evergraph.registry.tracking import log_snapshot_run, open_snapshot_run
 
 _LAZY = {
     "CHALLENGER": "evergraph.registry.models",
@@ -26,6 +26,7 @@ _LAZY = {
     "ModelRegistry": "evergraph.registry.models",
     "VersionInfo": "evergraph.registry.models",
     "log_snapshot_run": "evergraph.registry.tracking",
+    "open_snapshot_run": "evergraph.registry.tracking",
 }
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "decide",
     "forgetting_matrix_png",
     "log_snapshot_run",
+    "open_snapshot_run",
     "stream_mrr_png",
     "verify_manifest",
 ]

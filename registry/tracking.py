@@ -38,9 +38,9 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run,
 from mlflow.utils.file_utils import local_file_uri_to_path
 from mlflow.utils.uri import is_local_uri
 
+from evergraph.kg.engine.atomic import write_json, write_text
 from evergraph.kg.engine.run_files import find_entry
 from evergraph.kg.errors import RegistryError
-from evergraph.kg.engine.atomic import write_json, write_text
 from evergraph.kg.store.home import EvergraphHome
 from evergraph.registry._store import TAG_CONTENT_HASH, TAG_LINEAGE, TAG_SNAPSHOT, Store, check_lineage
 from evergraph.registry.config import RegistryConfig
@@ -122,10 +122,11 @@ def _final_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items()}
 
 
-def _metrics(entry: Mapping[str, Any]) -> list[Metric]:
+def _metrics(entry: Mapping[str, Any], *, history: bool = True) -> list[Metric]:
+    """The final metrics, and (``history``, default True: not logged live) the per-epoch records."""
     now = int(time.time() * 1000)
     metrics = [Metric(name, value, now, 0) for name, value in _final_metrics(entry).items()]
-    for record in entry.get("history", []):
+    for record in entry.get("history", []) if history else []:
         epoch = int(record["epoch"])
         for key, value in record.items():
             if key != "epoch" and isinstance(value, int | float):
@@ -220,6 +221,64 @@ def discard_unfinished_run(client: MlflowClient, run: Run, *, what: str) -> None
     client.delete_run(run_id)
 
 
+TAG_LIVE = "evergraph.live"
+"""Tag of a run opened when training starts (per-epoch metrics logged live); :func:`log_snapshot_run` finishes it."""
+
+
+class EpochLogger:
+    """The engine's ``on_epoch`` callback logging one snapshot's per-epoch records (loss, valid MRR, ...; step =
+    epoch) to an open MLflow run as they come, so the MLflow UI shows the curves during training. A failure to
+    log is a warning: training never fails for it."""
+
+    def __init__(self, *, client: MlflowClient, run_id: str, snapshot: int) -> None:
+        self.client, self.run_id, self.snapshot = client, run_id, snapshot
+
+    def __call__(self, snapshot: int, record: Mapping[str, Any]) -> None:
+        if snapshot != self.snapshot:
+            return
+        now = int(time.time() * 1000)
+        epoch = int(record["epoch"])
+        metrics = [
+            Metric(_metric_name(key), float(value), now, epoch)
+            for key, value in record.items()
+            if key not in ("epoch", "max_epochs") and isinstance(value, int | float) and not isinstance(value, bool)
+        ]
+        try:
+            self.client.log_batch(self.run_id, metrics=metrics)
+        except Exception as error:  # noqa: BLE001 - live curves are a view; the final log has everything
+            logger.warning("epoch %d of snapshot %d not logged to run %s: %s", epoch, snapshot, self.run_id, error)
+
+
+def open_snapshot_run(
+    *,
+    lineage: str,
+    snapshot: int,
+    run_dir: Path | str,
+    config: RegistryConfig | None = None,
+    home: EvergraphHome | None = None,
+    client: MlflowClient | None = None,
+    experiment_id: str | None = None,
+) -> tuple[str, EpochLogger]:
+    """Open the MLflow run of ``snapshot`` when its training starts; returns its id and an :class:`EpochLogger`
+    for the engine's ``on_epoch``. :func:`log_snapshot_run` with this ``run_id`` completes and finishes it (an
+    open run left behind by a crash is deleted and redone there). A snapshot already logged FINISHED returns that
+    run and a logger that logs nothing new (idempotent)."""
+    check_lineage(lineage)
+    store = Store.open(config=config, home=home, client=client, experiment_id=experiment_id)
+    for run in find_snapshot_runs(store, lineage=lineage, snapshot=snapshot):
+        if run.info.status == RunStatus.to_string(RunStatus.FINISHED):
+            return run.info.run_id, EpochLogger(client=store.client, run_id=run.info.run_id, snapshot=-1)
+    tags = {
+        TAG_LINEAGE: lineage,
+        TAG_SNAPSHOT: str(snapshot),
+        TAG_LIVE: "1",
+        "evergraph.run_dir": str(Path(run_dir).resolve()),
+    }
+    run = store.client.create_run(store.experiment_id, run_name=run_name(lineage=lineage, snapshot=snapshot), tags=tags)
+    logger.info("MLflow run %s opened for %s snapshot %d (live training curves)", run.info.run_id, lineage, snapshot)
+    return run.info.run_id, EpochLogger(client=store.client, run_id=run.info.run_id, snapshot=snapshot)
+
+
 def find_snapshot_runs(store: Store, *, lineage: str, snapshot: int) -> list[Run]:
     """Active (not deleted) runs tagged with ``lineage`` and ``snapshot``, oldest first."""
     query = f"tags.`{TAG_LINEAGE}` = '{check_lineage(lineage)}' AND tags.`{TAG_SNAPSHOT}` = '{int(snapshot)}'"
@@ -239,8 +298,12 @@ def log_snapshot_run(
     tracking_uri: str | None = None,
     client: MlflowClient | None = None,
     experiment_id: str | None = None,
+    run_id: str | None = None,
 ) -> str:
     """Log snapshot ``snapshot`` of the engine run directory ``run_dir`` as one MLflow run; returns its run id.
+
+    ``run_id`` (default None) is the run :func:`open_snapshot_run` opened when training started: it is completed
+    (its per-epoch curves are already there) and finished instead of a new run being created.
 
     ``lineage`` names the run directory's history (e.g. ``example-lkge``); the run is named
     ``<lineage>-snapshot-<N>``. ``source`` is the dataset directory (default None: the ``data`` recorded in
@@ -264,7 +327,11 @@ def log_snapshot_run(
     store = Store.open(config=config, home=home, tracking_uri=tracking_uri, client=client, experiment_id=experiment_id)
     client = store.client
 
+    live = None
     for run in find_snapshot_runs(store, lineage=lineage, snapshot=snapshot):
+        if run.info.run_id == run_id and run.info.status == RunStatus.to_string(RunStatus.RUNNING):
+            live = run  # opened when training started: completed below
+            continue
         if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
             discard_unfinished_run(client, run, what=f"{lineage} snapshot {snapshot}")
             continue
@@ -286,7 +353,12 @@ def log_snapshot_run(
         "evergraph.config_checksum": str(run_config.get("checksum", "")),
         "evergraph.run_dir": str(run_dir.resolve()),
     }
-    run = client.create_run(store.experiment_id, run_name=run_name(lineage=lineage, snapshot=snapshot), tags=tags)
+    if live is None:
+        run = client.create_run(store.experiment_id, run_name=run_name(lineage=lineage, snapshot=snapshot), tags=tags)
+    else:
+        run = live
+        for key, value in tags.items():
+            client.set_tag(run.info.run_id, key, value)
     run_id = run.info.run_id
     try:
         settings = {k: v for k, v in run_config.items() if k not in ("checksum", "data")}
@@ -294,7 +366,7 @@ def log_snapshot_run(
         params = _params(settings) + [Param("data", data), Param("data.snapshot_dir", snapshot_dir)]
         for chunk in _chunks(params, _BATCH_PARAMS):
             client.log_batch(run_id, params=chunk)
-        for chunk in _chunks(_metrics(entry), _BATCH_METRICS):
+        for chunk in _chunks(_metrics(entry, history=live is None), _BATCH_METRICS):
             client.log_batch(run_id, metrics=chunk)
         if data:
             name = f"{Path(data).name}-snapshot-{snapshot}"

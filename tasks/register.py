@@ -26,9 +26,11 @@ def register_snapshot(
     run_dir: str,
     snapshot: int,
     parent_version: str | None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Log ``snapshot``'s run (params, per-epoch metrics, dataset, weights, vocabularies, index, plots) and
-    register it; a snapshot already registered returns its existing version. Returns ``version``, ``run_id``,
+    register it (completing the run ``run_id`` the train task opened when training started; default None: a new
+    run); a snapshot already registered returns its existing version. Returns ``version``, ``run_id``,
     ``run_url`` and ``plot_urls`` (for the Prefect UI)."""
     reg = open_registry(home=home, registry=registry)
     existing = reg.find_version(lineage=lineage, snapshot=snapshot)
@@ -43,6 +45,7 @@ def register_snapshot(
             snapshot=snapshot,
             lineage=lineage,
             source=source,
+            run_id=run_id,
         )
         version = reg.register(
             run_id=run_id,

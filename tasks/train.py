@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -11,8 +12,9 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from evergraph.kg.engine.config import RunConfig
 from evergraph.kg.engine.lifelong import LifelongRun
 from evergraph.kg.engine.run_files import find_entry
+from evergraph.registry import open_snapshot_run
 from evergraph.tasks.artifacts import artifact_key
-from evergraph.tasks.common import retry_unless_final
+from evergraph.tasks.common import open_registry, retry_unless_final
 
 PROGRESS_EVERY_SECONDS = 2.0
 """The Prefect progress artifact is updated at most this often (each update is an API call)."""
@@ -48,15 +50,56 @@ class _ProgressReporter:
 
 @task(name="train", task_run_name="train-snapshot-{snapshot}", retry_condition_fn=retry_unless_final)
 def train_snapshot(
-    *, source: str, run_dir: str, config: dict[str, Any], snapshot: int, lineage: str, show_progress: bool = False
+    *,
+    source: str,
+    run_dir: str,
+    config: dict[str, Any],
+    snapshot: int,
+    lineage: str,
+    show_progress: bool = False,
+    home: str | None = None,
+    registry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Learn snapshots up to ``snapshot`` in ``run_dir`` (resuming; finished snapshots are not redone) and
-    return the metrics entry of ``snapshot`` (without its per-epoch history)."""
+    return the metrics entry of ``snapshot`` (without its per-epoch history).
+
+    With ``registry`` (default None: no MLflow), the snapshot's MLflow run is opened before training and each
+    epoch's loss and validation MRR are logged to it live; its id is returned as ``mlflow_run_id`` for the
+    register task, which completes that run."""
     run_config = RunConfig.model_validate(config)
     reporter = _ProgressReporter(snapshot=snapshot, key=artifact_key(lineage, "training"))
-    run = LifelongRun(data=source, out=run_dir, config=run_config, show_progress=show_progress, on_epoch=reporter)
+    run_id, live = _open_live_run(home=home, registry=registry, lineage=lineage, snapshot=snapshot, run_dir=run_dir)
+
+    def on_epoch(index: int, record: dict[str, float]) -> None:
+        reporter(index, record)
+        if live is not None:
+            live(index, record)
+
+    run = LifelongRun(data=source, out=run_dir, config=run_config, show_progress=show_progress, on_epoch=on_epoch)
     metrics = run.run(upto=snapshot)
     reporter.done()
     entry = find_entry(metrics, snapshot)
     assert entry is not None  # run(upto=snapshot) finished it (the engine logged the event line about it)
-    return {k: v for k, v in entry.items() if k != "history"}
+    return {**{k: v for k, v in entry.items() if k != "history"}, "mlflow_run_id": run_id}
+
+
+def _open_live_run(
+    *, home: str | None, registry: dict[str, Any] | None, lineage: str, snapshot: int, run_dir: str
+) -> tuple[str | None, Callable[[int, dict[str, float]], None] | None]:
+    """The snapshot's MLflow run, opened now, and its per-epoch logger; (None, None) without a registry or when
+    the store cannot be reached (training goes on; the register task logs everything afterwards)."""
+    if registry is None:
+        return None, None
+    try:
+        reg = open_registry(home=home, registry=registry)
+        return open_snapshot_run(
+            lineage=lineage,
+            snapshot=snapshot,
+            run_dir=run_dir,
+            config=reg.config,
+            client=reg.client,
+            experiment_id=reg.experiment_id,
+        )
+    except Exception as error:  # noqa: BLE001 - live curves are a view; training must not fail for them
+        get_run_logger().warning("MLflow run not opened before training (%s); curves appear after it", error)
+        return None, None

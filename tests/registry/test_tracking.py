@@ -108,3 +108,30 @@ def test_a_killed_runs_artifacts_are_removed_and_the_run_is_never_reused(
     assert not artifacts.exists() and not artifacts.parent.exists()  # mlartifacts/<experiment>/<run id>/ is gone
     assert client.get_run(run_id).info.status == "FINISHED"
     assert log_snapshot_run(run_dir=run_dir, snapshot=0, lineage="killed", config=config) == run_id
+
+
+def test_a_run_opened_at_training_start_shows_live_curves_and_is_finished_by_the_log(run_dir: Path, tmp_path: Path):
+    from evergraph.registry import open_snapshot_run
+
+    uri = f"sqlite:///{tmp_path}/live.db"
+    config = RegistryConfig(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    stale, _ = open_snapshot_run(lineage=LINEAGE, snapshot=1, run_dir=run_dir, config=config)  # a crashed attempt
+    run_id, on_epoch = open_snapshot_run(lineage=LINEAGE, snapshot=1, run_dir=run_dir, config=config)
+    assert run_id != stale
+    on_epoch(1, {"epoch": 1, "max_epochs": 3, "loss": 0.9, "valid_mrr": 0.1})
+    on_epoch(0, {"epoch": 1, "max_epochs": 3, "loss": 5.0})  # another snapshot of a resumed run: not this one's
+    on_epoch(1, {"epoch": 2, "max_epochs": 3, "loss": 0.7})
+    assert client.get_run(run_id).info.status == "RUNNING"  # visible during training
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [(1, 0.9), (2, 0.7)]
+
+    assert log_snapshot_run(run_dir=run_dir, snapshot=1, lineage=LINEAGE, config=config, run_id=run_id) == run_id
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["evergraph.content_hash"]
+    assert "stream_mrr" in run.data.metrics and run.data.params["model.dim"] == "32"
+    assert len(client.get_metric_history(run_id, "loss")) == 2  # the history is not logged a second time
+    assert client.get_run(stale).info.lifecycle_stage == "deleted"
+    # a snapshot already finished: opening again returns that run, whose logger logs nothing
+    again, quiet = open_snapshot_run(lineage=LINEAGE, snapshot=1, run_dir=run_dir, config=config)
+    quiet(1, {"epoch": 9, "loss": 1.0})
+    assert again == run_id and len(client.get_metric_history(run_id, "loss")) == 2
