@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from evergraph.kg.engine.atomic import save_torch, write_json
 from evergraph.kg.engine.config import RunConfig
 from evergraph.kg.engine.evaluation import PROTOCOLS, evaluate_split, evaluate_stream
 from evergraph.kg.engine.events import events
@@ -39,7 +40,6 @@ from evergraph.kg.engine.strategies import SnapshotContext, Strategy, get_strate
 from evergraph.kg.engine.training import resolve_device, train_snapshot
 from evergraph.kg.engine.vocab import Vocabulary
 from evergraph.kg.errors import CheckpointError
-from evergraph.kg.engine.atomic import save_torch, write_json
 
 logger = logging.getLogger(__name__)
 

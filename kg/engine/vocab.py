@@ -15,8 +15,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from evergraph.kg.errors import Problem, UnknownLabelError, VocabularyFileError
 from evergraph.kg.engine.atomic import write_text
+from evergraph.kg.errors import Problem, UnknownLabelError, VocabularyFileError
 
 logger = logging.getLogger(__name__)
 
