@@ -94,18 +94,23 @@ def _row_index(facts: FactTable) -> _RowIndex:
     return found
 
 
-def _paths(
-    facts: FactTable, adjacency: Adjacency, rule: Rule, head: int, tail: int, *, limit: int, fanout: int
-) -> list[list[int]]:
-    """Entity sequences ``[head, ..., tail]`` walking ``rule.body`` through distinct entities (at most ``limit``).
+def _out(adjacency: Adjacency, entity: int, relation: int) -> np.ndarray:
+    """Entities ``x`` with ``entity -relation-> x`` (a CSR row slice: no copy, no search)."""
+    matrix = adjacency.matrices.get(relation)
+    if matrix is None:
+        return np.empty(0, dtype=np.int32)
+    return matrix.indices[matrix.indptr[entity] : matrix.indptr[entity + 1]]
 
-    The first and last steps are binary searches in the fact table; the middle step of a length-3 body is one
-    sparse sub-matrix of that relation's adjacency (no Python loop over a hub's neighbours)."""
+
+def _paths(adjacency: Adjacency, rule: Rule, head: int, tail: int, *, limit: int, fanout: int) -> list[list[int]]:
+    """Entity sequences ``[head, ..., tail]`` walking ``rule.body`` through distinct entities (at most ``limit``),
+    with CSR row slices of the relations' adjacency matrices (vectorised; no Python loop over a hub's
+    neighbours)."""
     body = rule.body
+    first = _out(adjacency, head, body[0])[:fanout]
     if len(body) == 1:
-        return [[head, tail]] if bool((facts.answers(head, body[0]) == tail).any()) else []
-    first = facts.answers(head, body[0]).numpy()[:fanout]
-    last = facts.answers(tail, body[-1] ^ 1).numpy()[:fanout]  # b with b -body[-1]-> tail
+        return [[head, tail]] if bool((first == tail).any()) else []
+    last = _out(adjacency, tail, body[-1] ^ 1)[:fanout]  # b with b -body[-1]-> tail
     first = first[(first != head) & (first != tail)]
     last = last[(last != head) & (last != tail)]
     if len(body) == 2:
@@ -113,15 +118,13 @@ def _paths(
     matrix = adjacency.matrices.get(body[1])
     if matrix is None or not len(first) or not len(last):
         return []
-    rows, cols = matrix[first][:, last].nonzero()
-    found = []
-    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        a, b = int(first[i]), int(last[j])
-        if a != b:
-            found.append([head, a, b, tail])
-            if len(found) >= limit:
-                break
-    return found
+    starts, ends = matrix.indptr[first], matrix.indptr[first + 1]
+    counts = ends - starts
+    owner = np.repeat(first, counts)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    middle = matrix.indices[np.repeat(starts, counts) + offsets]
+    hit = np.isin(middle, last) & (middle != owner)
+    return [[head, int(a), int(b), tail] for a, b in zip(owner[hit][:limit], middle[hit][:limit], strict=True)]
 
 
 _ADJACENCY: weakref.WeakKeyDictionary[FactTable, Adjacency] = weakref.WeakKeyDictionary()
@@ -156,7 +159,7 @@ def explain_fact(
     for rule in rules.of(relation):
         if len(explanation.paths) >= config.max_paths:
             break
-        found = _paths(facts, adjacency, rule, head, tail, limit=config.max_paths_per_rule, fanout=config.max_fanout)
+        found = _paths(adjacency, rule, head, tail, limit=config.max_paths_per_rule, fanout=config.max_fanout)
         for nodes in found:
             steps = zip(nodes[:-1], rule.body, nodes[1:], strict=True)
             rows = tuple(index.rows[(a, r, b)] for a, r, b in steps)
@@ -196,13 +199,12 @@ def _analogies(
     near_t = dict(zip(*[x.tolist() for x in reversed(similarity[1].topk(k))], strict=True))
     near_h[head], near_t[tail] = 1.0, 1.0
     found: dict[int, float] = {}
+    adjacency, rows = _adjacency(facts), _row_index(facts).rows
     for h2, sim_h in near_h.items():
-        fact_rows, relations, others = facts.about_arrays(h2)
-        pick = relations == 2 * relation
-        for row, t2 in zip(fact_rows[pick].tolist(), others[pick].tolist(), strict=True):
+        for t2 in _out(adjacency, h2, 2 * relation).tolist():
             if (h2, t2) == (head, tail) or t2 not in near_t:
                 continue
-            score = (sim_h + near_t[t2]) / 2
+            row, score = rows[(h2, 2 * relation, t2)], (sim_h + near_t[t2]) / 2
             if score > found.get(row, -1.0):
                 found[row] = score
     ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
