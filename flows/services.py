@@ -204,7 +204,7 @@ class LocalServices:
     environment: dict[str, str] = field(default_factory=dict)
     deploy: bool = True
     started: list[Started] = field(default_factory=list)
-    console: Console = field(default_factory=lambda: Console(highlight=False))
+    console: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
 
     def _ready(self, started: Started, what: str) -> None:
         self.started.append(started)
