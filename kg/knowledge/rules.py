@@ -188,25 +188,38 @@ def _candidate_bodies(
     return found
 
 
-def _confidence(adj: Adjacency, body: tuple[int, ...], relation: int, rng: np.random.Generator, sample: int) -> float:
-    first = adj.matrices.get(body[0])
+def _confidence(
+    adj: Adjacency,
+    body: tuple[int, ...],
+    relation: int,
+    rng: np.random.Generator,
+    sample: int,
+    cache: dict[int, tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]],
+) -> float:
+    """Standard confidence of ``body => relation`` on up to ``sample`` heads of ``body[0]``; ``cache`` keeps, per
+    first step, the sampled heads with their first-step rows and target rows (one relation's candidates share
+    them)."""
     target = adj.matrices.get(2 * relation)
-    if first is None or target is None:
-        return 0.0
-    heads = np.unique(first.nonzero()[0])
-    if len(heads) > sample:
-        heads = np.sort(rng.choice(heads, size=sample, replace=False))
-    rows = first[heads]
+    if body[0] not in cache:
+        first = adj.matrices.get(body[0])
+        if first is None or target is None:
+            return 0.0
+        heads = np.flatnonzero(np.diff(first.indptr) > 0)
+        if len(heads) > sample:
+            heads = np.sort(rng.choice(heads, size=sample, replace=False))
+        cache[body[0]] = (heads, first[heads], target[heads])
+    heads, rows, target_rows = cache[body[0]]
     for step in body[1:]:
         rows = adj.follow(rows, step)
-    rows = rows.tolil()
-    rows[np.arange(len(heads)), heads] = 0  # x != y
     rows = rows.tocsr()
     rows.eliminate_zeros()
-    total = rows.nnz
-    if total == 0:
+    index = np.arange(len(heads))
+    total = rows.nnz - int((np.asarray(rows[index, heads]).ravel() > 0).sum())  # pairs x != y
+    if total <= 0:
         return 0.0
-    hits = rows.multiply(target[heads]).nnz
+    both = rows.multiply(target_rows).tocsr()
+    both.eliminate_zeros()
+    hits = both.nnz - int((np.asarray(both[index, heads]).ravel() > 0).sum())
     return hits / total
 
 
@@ -229,8 +242,9 @@ def mine_rules(facts: FactTable, *, config: RuleConfig | None = None) -> RuleSet
         )[: config.max_candidates]
         total = int((known[:, 1] == relation).sum())
         rules = []
+        cache: dict[int, tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]] = {}
         for body, hit in candidates:
-            confidence = _confidence(adj, body, relation, rng, config.confidence_sample)
+            confidence = _confidence(adj, body, relation, rng, config.confidence_sample, cache)
             if confidence >= config.min_confidence:
                 coverage = hit / len(rows)
                 rules.append(Rule(relation, body, round(confidence, 4), round(coverage * total, 1), round(coverage, 4)))
