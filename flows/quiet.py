@@ -46,15 +46,15 @@ def is_expected(error: BaseException | None) -> bool:
 
 class ExpectedErrorFilter(logging.Filter):
     """Drops, from a console handler, the records that only repeat an expected error: a record carrying an
-    :class:`EvergraphError` (its traceback, or ``extra={"evergraph_error": error}``), and a Prefect run's error
-    record naming an :class:`EvergraphError` class (``Finished in state Failed(... HistoryChangedError: ...)``)."""
+    :class:`EvergraphError` (its traceback, or ``extra={"evergraph_error": error}``), and a Prefect run's record
+    naming an :class:`EvergraphError` class (``Finished in state Failed(... HistoryChangedError: ...)``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and is_expected(record.exc_info[1]):
             return False
         if is_expected(getattr(record, "evergraph_error", None)):
             return False
-        if record.levelno >= logging.ERROR and record.name.startswith("prefect"):
+        if record.levelno >= logging.INFO and record.name.startswith("prefect"):  # final states are INFO too
             message = record.getMessage()
             if any(f"{name}:" in message or f"{name}(" in message for name in expected_error_names()):
                 return False

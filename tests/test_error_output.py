@@ -30,6 +30,7 @@ def test_records_that_only_repeat_an_expected_error_are_dropped() -> None:
     state = "Finished in state Failed('Flow run encountered an exception: HistoryChangedError: x')"
     assert not quiet.filter(record("prefect.flow_runs", state))
     assert not quiet.filter(record("prefect.flow_runs", "Encountered exception during execution: BundleError('x')"))
+    assert not quiet.filter(record("prefect.flow_runs", state, level=logging.INFO))  # Prefect logs final states at INFO
     final = record("evergraph.tasks.common", "plan failed with a final error, not retrying: x")
     final.evergraph_error = changed
     assert not quiet.filter(final)
