@@ -171,3 +171,24 @@ def test_rollback_serves_an_earlier_version(pipeline: dict) -> None:  # last: it
     with pytest.raises(Exception, match="999"):
         rollback_champion(version="999", home=str(pipeline["home"]))
     assert registry.champion().version == first.version
+
+
+def test_every_artifact_has_a_description_and_the_parent_run_a_summary(pipeline: dict) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from evergraph.tasks.artifacts import artifact_key
+
+    summary = pipeline["summary"]
+    lineage = summary["lineage"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=lineage)))
+        assert found and all(a.description for a in found), sorted(a.key for a in found if not a.description)
+        summaries = [a for a in found if a.key == artifact_key(lineage, "run-summary")]
+        expected = [f"Champion: version {summary['champion']}"]
+        for row in summary["created"]:  # each snapshot links its subflow run (artifacts tab) and its MLflow run
+            assert client.read_flow_run(row["flow_run_id"]).name == f"snapshot-{row['snapshot']}"
+            expected += [f"[snapshot-{row['snapshot']}](/runs/flow-run/{row['flow_run_id']}?tab=Artifacts)"]
+            expected += [f"[MLflow run]({row['run_url']})"]
+    texts = [a.data if isinstance(a.data, str) else json.dumps(a.data) for a in summaries]
+    assert any(all(e in text for e in expected) for text in texts), (expected, texts)  # the first run's summary
