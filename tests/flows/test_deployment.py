@@ -49,8 +49,10 @@ def test_deployed_pipeline_runs_through_a_process_worker(example_data: Path, tmp
             "model": "transe",
             "config": {
                 "home": str(tmp_path / "home"),
-                "dim": 32,
-                "train": {"max_epochs": 10, "eval_every": 5, "patience": 2, "device": "cpu"},
+                "engine": {
+                    "model": {"dim": 32},
+                    "train": {"max_epochs": 10, "eval_every": 5, "patience": 2, "device": "cpu"},
+                },
             },
         }
         prefect_cli(
