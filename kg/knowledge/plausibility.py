@@ -413,8 +413,10 @@ def bundle_valid_facts(bundle: Bundle, data: Path | str) -> torch.Tensor:
     """The validation facts of snapshots ``0..bundle.snapshot`` of ``data`` (the source the bundle learned) in
     the bundle's ids, ``[m, 3]``; facts the bundle cannot name (a different source) are skipped."""
     from evergraph.kg.engine.ingest import load_shared
+    from evergraph.kg.engine.sources import open_source
 
-    kg = load_shared(data, upto=bundle.snapshot)
+    # a champion of another lineage may have learned more snapshots than this source holds: use those there are
+    kg = load_shared(data, upto=min(bundle.snapshot, open_source(data).count() - 1))
     rows = []
     for snapshot in kg.snapshots:
         for h, r, t in snapshot.valid.tolist():

@@ -21,10 +21,6 @@ from tests.flows.test_lifelong import small_source
 
 def tiny_config(home: Path, *, dim: int = 32, **options: object) -> PipelineConfig:
     train = TrainConfig(max_epochs=3, eval_every=3, patience=1, checkpoint_every=3, seed=0, device="cpu")
-    if "quarantine" in PipelineConfig.model_fields:
-        # the plausibility check reads the champion's snapshots from the new source, which a new lineage on a
-        # shorter source does not have (reported with issue 13); these tests are about the gate
-        options.setdefault("quarantine", "off")
     return PipelineConfig(home=str(home), dim=dim, train=train, **options)
 
 
