@@ -74,11 +74,6 @@ def _run(args: argparse.Namespace) -> int:
             kg_cli.console.print(f"example growing KG written to {source}")
     demo = {"train": dict(EXAMPLE_TRAIN), "model": {"dim": EXAMPLE_DIM}} if example else {}
     engine = kg_cli.engine_config(args, base=demo)  # names checked against their registries before any work
-    kg_cli.console.print(
-        f"lifelong pipeline: {engine.strategy}/{engine.model.name} on {source}"
-        f"{' (demo-sized settings for the example graph)' if example else ''}; starting a temporary Prefect API",
-        highlight=False,
-    )
     config = PipelineConfig.model_validate(
         {
             "home": str(home.root),
@@ -99,6 +94,11 @@ def _run(args: argparse.Namespace) -> int:
 
     strategy, model = engine.strategy, engine.model.name
     check_before_run(source=source, strategy=strategy, model=model, config=config)  # before Prefect starts
+    kg_cli.console.print(
+        f"lifelong pipeline: {strategy}/{model} on {source}"
+        f"{' (demo-sized settings for the example graph)' if example else ''}; starting a temporary Prefect API",
+        highlight=False,
+    )
     with quiet_expected_errors():  # an EvergraphError prints once, as `error: ...`, not as Prefect tracebacks
         summary = lifelong_pipeline(source=str(source), strategy=strategy, model=model, config=config)
     kg_cli.console.print(_summary_table(summary))
@@ -151,6 +151,7 @@ def trigger_parameters(*, deployed: dict[str, Any], home: EvergraphHome, source:
 
 def _trigger(args: argparse.Namespace) -> int:
     from evergraph.kg.engine.sources.dumps import dump_files
+
     home = EvergraphHome.resolve(args.home)
     source = Path(args.data) if args.data else home.root / "example-data"
     if not (source / "0").is_dir() and not (source.is_dir() and dump_files(source)):  # lkge folders or exports
