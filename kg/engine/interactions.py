@@ -114,30 +114,36 @@ def _normal(rows: int, width: int, scale: float, generator: torch.Generator | No
     return torch.randn(rows, width, generator=generator) * (scale / math.sqrt(width))
 
 
+class _GaussianVectors(Interaction):
+    """Entities and relations are ``floats_per_dim * dim`` floats drawn from N(0, scale^2 / width)."""
+
+    floats_per_dim: int = 1
+
+    def entity_width(self, dim: int) -> int:
+        return self.floats_per_dim * dim
+
+    def relation_width(self, dim: int) -> int:
+        return self.floats_per_dim * dim
+
+    def init_entities(
+        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return _normal(rows, self.entity_width(dim), scale, generator)
+
+    def init_relations(
+        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return _normal(rows, self.relation_width(dim), scale, generator)
+
+
 @INTERACTIONS.register("transe")
-class TransE(Interaction):
+class TransE(_GaussianVectors):
     """TransE (Bordes et al. 2013) with the L2 distance: ``t ~ h + r``.
 
     Entities and relations are ``dim`` floats, initialised N(0, scale^2/dim) so norms start near ``scale``.
     """
 
     name = "transe"
-
-    def entity_width(self, dim: int) -> int:
-        return dim
-
-    def relation_width(self, dim: int) -> int:
-        return dim
-
-    def init_entities(
-        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        return _normal(rows, dim, scale, generator)
-
-    def init_relations(
-        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        return _normal(rows, dim, scale, generator)
 
     def query(self, head: torch.Tensor, relation: torch.Tensor) -> torch.Tensor:
         return head + relation
@@ -202,7 +208,7 @@ a relation seen through near-zero heads does not blow up."""
 
 
 @INTERACTIONS.register("distmult")
-class DistMult(Interaction):
+class DistMult(_GaussianVectors):
     """DistMult (Yang et al. 2015): ``score = <h * r, t>`` (a diagonal bilinear form; symmetric per relation row,
     the separate inverse rows make ``(h, r, ?)`` and ``(?, r, t)`` differ).
 
@@ -213,22 +219,6 @@ class DistMult(Interaction):
     name = "distmult"
     metric = "inner_product"
     penalty_weight = 1e-4
-
-    def entity_width(self, dim: int) -> int:
-        return dim
-
-    def relation_width(self, dim: int) -> int:
-        return dim
-
-    def init_entities(
-        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        return _normal(rows, dim, scale, generator)
-
-    def init_relations(
-        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        return _normal(rows, dim, scale, generator)
 
     def query(self, head: torch.Tensor, relation: torch.Tensor) -> torch.Tensor:
         return head * relation
@@ -245,7 +235,7 @@ class DistMult(Interaction):
 
 
 @INTERACTIONS.register("complex")
-class ComplEx(Interaction):
+class ComplEx(_GaussianVectors):
     """ComplEx (Trouillon et al. 2016): ``score = Re(<h, r, conj(t)>)``, i.e. the inner product of the complex
     product ``h * r`` with ``t``, both real-flattened (real parts, then imaginary parts).
 
@@ -256,22 +246,7 @@ class ComplEx(Interaction):
     name = "complex"
     metric = "inner_product"
     penalty_weight = 1e-4
-
-    def entity_width(self, dim: int) -> int:
-        return 2 * dim
-
-    def relation_width(self, dim: int) -> int:
-        return 2 * dim
-
-    def init_entities(
-        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        return _normal(rows, 2 * dim, scale, generator)
-
-    def init_relations(
-        self, rows: int, dim: int, *, scale: float = 1.0, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        return _normal(rows, 2 * dim, scale, generator)
+    floats_per_dim = 2
 
     def query(self, head: torch.Tensor, relation: torch.Tensor) -> torch.Tensor:
         hr, hi = head.chunk(2, dim=-1)
