@@ -96,6 +96,7 @@ def create_app(
     Auth = Depends(authorise)
     Served = Annotated[Knowledge, Depends(knowledge)]
     K = Annotated[int, Query(ge=1, le=MAX_K)]
+    Label = Annotated[str, Query(min_length=1, max_length=500)]  # an entity or relation label or name
 
     # Only our own input errors are the client's fault (4xx); anything else is a bug: 500, traceback logged.
     @app.exception_handler(QuestionTooLongError)
@@ -133,20 +134,20 @@ def create_app(
         return _json(served.info())
 
     @app.get("/entities", dependencies=[Auth], response_model=EntitySearch)
-    def entities(served: Served, name: Annotated[str, Query(min_length=1, max_length=500)], k: K = 5) -> Response:
+    def entities(served: Served, name: Label, k: K = 5) -> Response:
         """Entities matching a label or name."""
         return _json(served.entity(name, k=k))
 
     @app.get("/facts", dependencies=[Auth], response_model=FactsResult)
-    def facts(served: Served, entity: Annotated[str, Query(min_length=1, max_length=500)], limit: K = 50) -> Response:
+    def facts(served: Served, entity: Label, limit: K = 50) -> Response:
         """Known facts about an entity."""
         return _json(served.facts(entity, limit=limit))
 
     @app.get("/predict", dependencies=[Auth], response_model=Predictions)
     def predict(
         served: Served,
-        head: Annotated[str, Query(min_length=1, max_length=500)],
-        relation: Annotated[str, Query(min_length=1, max_length=500)],
+        head: Label,
+        relation: Label,
         k: K = 10,
         direction: Annotated[str, Query(pattern="^(tail|head)$")] = "tail",
     ) -> Response:
@@ -154,16 +155,16 @@ def create_app(
         return _json(served.predict(head, relation, k=k, direction=direction))  # type: ignore[arg-type]
 
     @app.get("/similar", dependencies=[Auth], response_model=SimilarResult)
-    def similar(served: Served, entity: Annotated[str, Query(min_length=1, max_length=500)], k: K = 10) -> Response:
+    def similar(served: Served, entity: Label, k: K = 10) -> Response:
         """Entities nearest in embedding space."""
         return _json(served.similar(entity, k=k))
 
     @app.get("/explain", dependencies=[Auth], response_model=ExplainResult)
     def explain(
         served: Served,
-        head: Annotated[str, Query(min_length=1, max_length=500)],
-        relation: Annotated[str, Query(min_length=1, max_length=500)],
-        tail: Annotated[str, Query(min_length=1, max_length=500)],
+        head: Label,
+        relation: Label,
+        tail: Label,
     ) -> Response:
         """The evidence for (head, relation, tail): supporting paths of known facts ranked by rule confidence,
         and analogous known facts."""
