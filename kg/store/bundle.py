@@ -150,21 +150,20 @@ class BundleModel:
 
     @property
     def version(self) -> str:
+        """The model version this bundle serves."""
         return str(self.manifest["version"])
 
     @property
     def snapshot(self) -> int:
+        """The snapshot of the growing KG the model was trained up to."""
         return int(self.manifest["snapshot"])
 
 
 @dataclass(frozen=True, eq=False)
-class Bundle:
+class Bundle(BundleModel):
     """A loaded serving bundle: model, vocabularies, readable names, entity index, known facts and the
     confidence calibration of inferred facts. Load with :meth:`load`."""
 
-    path: Path
-    manifest: dict[str, Any]
-    model: KGEModel
     entities: Vocabulary
     relations: Vocabulary
     index: EntityIndex
@@ -186,16 +185,6 @@ class Bundle:
         if self.retracted is None:
             return torch.empty(0, dtype=torch.long)
         return self.retracted.answers(entity, relation)
-
-    @property
-    def version(self) -> str:
-        """The model version this bundle serves."""
-        return str(self.manifest["version"])
-
-    @property
-    def snapshot(self) -> int:
-        """The snapshot of the growing KG the model was trained up to."""
-        return int(self.manifest["snapshot"])
 
     @property
     def metrics(self) -> dict[str, Any]:
