@@ -45,6 +45,7 @@ from evergraph.kg.knowledge.plausibility import (  # noqa: E402
     check_facts,
     fit_plausibility,
     hard_negatives,
+    in_bundle_ids,
 )
 from evergraph.kg.store.bundle import Bundle  # noqa: E402
 from evergraph.kg.store.bundle_writer import write_bundle  # noqa: E402
@@ -89,31 +90,17 @@ def bundle_of(run: Path, snapshot: int) -> Bundle:
     return Bundle.load(dest)
 
 
-def _ids(bundle: Bundle, kg: GrowingKG, rows: torch.Tensor) -> torch.Tensor:
-    """``rows`` of ``kg``'s ids in ``bundle``'s ids; facts about what the bundle does not know are left out."""
-    out = []
-    for h, r, t in rows.tolist():
-        ids = (
-            bundle.entities.get(kg.entities.label(h)),
-            bundle.relations.get(kg.relations.label(r)),
-            bundle.entities.get(kg.entities.label(t)),
-        )
-        if None not in ids:
-            out.append(ids)
-    return torch.tensor(out, dtype=torch.long).reshape(-1, 3)
-
-
 def measure(bundle: Bundle, *, kg: GrowingKG, snapshot: int, max_test: int) -> dict[str, float]:
     """Triple classification on the test facts of snapshots ``0..snapshot`` and hold on snapshot + 1."""
     generator = torch.Generator().manual_seed(0)
-    valid = _ids(bundle, kg, torch.cat([s.valid for s in kg.snapshots[: snapshot + 1]]))
+    valid = in_bundle_ids(bundle, kg, torch.cat([s.valid for s in kg.snapshots[: snapshot + 1]]))
     started = time.perf_counter()
     plausibility = fit_plausibility(model=bundle.model, facts=bundle.facts, valid=valid, version="bench")
     fit_seconds = time.perf_counter() - started
-    test = _ids(bundle, kg, torch.cat([s.test for s in kg.snapshots[: snapshot + 1]]))
+    test = in_bundle_ids(bundle, kg, torch.cat([s.test for s in kg.snapshots[: snapshot + 1]]))
     if len(test) > max_test:
         test = test[torch.randperm(len(test), generator=generator)[:max_test]]
-    true = {tuple(x) for x in _ids(bundle, kg, torch.cat([s.facts for s in kg.snapshots])).tolist()}
+    true = {tuple(x) for x in in_bundle_ids(bundle, kg, torch.cat([s.facts for s in kg.snapshots])).tolist()}
     negatives = hard_negatives(test, facts=bundle.facts, true=true, generator=generator)
 
     def check(rows: torch.Tensor) -> list:
@@ -127,7 +114,7 @@ def measure(bundle: Bundle, *, kg: GrowingKG, snapshot: int, max_test: int) -> d
     tn = sum(v.probability < 0.5 for v in neg)  # false facts rejected
     fp, fn = len(neg) - tn, len(pos) - tp
     # hold on the next snapshot: its new facts about entities the champion knows, plus 5% hard negatives
-    new = _ids(bundle, kg, kg.snapshots[snapshot + 1].facts) if snapshot + 1 < len(kg.snapshots) else test[:0]
+    new = in_bundle_ids(bundle, kg, kg.snapshots[snapshot + 1].facts) if snapshot + 1 < len(kg.snapshots) else test[:0]
     new_from = f"snapshot {snapshot + 1}"
     if len(new) < 100:  # ENTITY grows by entities: hardly any new fact is about known entities only
         new, new_from = test, "test facts"

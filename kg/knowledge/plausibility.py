@@ -43,6 +43,7 @@ from evergraph.kg.knowledge.types import DEFAULT_MIN_SHARE, RoleTypes, role_type
 from evergraph.kg.store.facts import FactTable
 
 if TYPE_CHECKING:
+    from evergraph.kg.engine.ingest import GrowingKG
     from evergraph.kg.store.bundle import Bundle
 
 logger = logging.getLogger(__name__)
@@ -417,17 +418,22 @@ def bundle_valid_facts(bundle: Bundle, data: Path | str) -> torch.Tensor:
 
     # a champion of another lineage may have learned more snapshots than this source holds: use those there are
     kg = load_shared(data, upto=min(bundle.snapshot, open_source(data).count() - 1))
-    rows = []
-    for snapshot in kg.snapshots:
-        for h, r, t in snapshot.valid.tolist():
-            ids = (
-                bundle.entities.get(kg.entities.label(h)),
-                bundle.relations.get(kg.relations.label(r)),
-                bundle.entities.get(kg.entities.label(t)),
-            )
-            if None not in ids:
-                rows.append(ids)
-    return torch.tensor(rows, dtype=torch.long).reshape(-1, 3)
+    return in_bundle_ids(bundle, kg, torch.cat([snapshot.valid for snapshot in kg.snapshots]))
+
+
+def in_bundle_ids(bundle: Bundle, kg: GrowingKG, rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` (``[n, 3]`` in ``kg``'s ids) in ``bundle``'s ids, ``[m, 3]``; facts about an entity or relation
+    the bundle cannot name are left out."""
+    out = []
+    for h, r, t in rows.tolist():
+        ids = (
+            bundle.entities.get(kg.entities.label(h)),
+            bundle.relations.get(kg.relations.label(r)),
+            bundle.entities.get(kg.entities.label(t)),
+        )
+        if None not in ids:
+            out.append(ids)
+    return torch.tensor(out, dtype=torch.long).reshape(-1, 3)
 
 
 def fit_for_bundle(bundle: Bundle, data: Path | str, *, config: PlausibilityConfig | None = None) -> PlausibilityModel:
