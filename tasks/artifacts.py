@@ -29,11 +29,12 @@ def artifact_key(lineage: str, what: str) -> str:
 
 def metrics_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per test set seen so far, then the stream (test-size-weighted) row."""
+    ranking = {"ranking": entry.get("ranking", "full")}  # full, or sampled-N above the size threshold
     rows = [
-        {"test set": f"snapshot {m['snapshot']}", **{c: round(m[c], 4) for c in METRIC_COLUMNS}}
+        {"test set": f"snapshot {m['snapshot']}", **{c: round(m[c], 4) for c in METRIC_COLUMNS}, **ranking}
         for m in entry["per_test_set"]
     ]
-    rows.append({"test set": "stream", **{c: round(entry["stream"][c], 4) for c in METRIC_COLUMNS}})
+    rows.append({"test set": "stream", **{c: round(entry["stream"][c], 4) for c in METRIC_COLUMNS}, **ranking})
     return rows
 
 
@@ -59,7 +60,7 @@ def model_card(
         f"| parent version | {parent_version or '—'} |",
         f"| strategy / model | {config.get('strategy')} / {config.get('model', {}).get('name')} "
         f"(dim {config.get('model', {}).get('dim')}) |",
-        f"| protocol | {config.get('protocol')} |",
+        f"| protocol | {config.get('protocol')}, {entry.get('ranking', 'full')} ranking |",
         f"| entities / relations | {entry['num_entities']:,} / {entry['num_relations']:,} |",
         f"| training facts this snapshot | {entry['train_facts']:,} |",
         f"| epochs (best) | {entry['epochs']} ({entry['best_epoch']}) |",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from evergraph.kg.engine.evaluation import CandidateSample
 
 
 def _known(value: str, names: list[str], *, kind: str) -> str:
@@ -121,6 +124,29 @@ class LKGEConfig(_Config):
     )
 
 
+class EvaluationConfig(_Config):
+    """How test and validation queries are ranked: full filtered ranking up to a size, a fixed sample above it."""
+
+    full_ranking_max_entities: int = Field(
+        100_000,
+        gt=0,
+        description="rank against every entity while the evaluated snapshot has at most this many entities; above "
+        "it, rank against a fixed random sample of candidates per query (OGB-wikikg2 style)",
+    )
+    sample_size: int = Field(
+        1000, gt=0, description="candidates sampled per query above the threshold (ranks are then at most this + 1)"
+    )
+    sample_seed: int = Field(0, description="seeds the per-query candidate hash, so every sample is fixed")
+
+    def sample_for(self, num_entities: int) -> CandidateSample | None:
+        """``None`` (full ranking) up to :attr:`full_ranking_max_entities` entities, else the candidate sample."""
+        from evergraph.kg.engine.evaluation import CandidateSample
+
+        if num_entities <= self.full_ranking_max_entities:
+            return None
+        return CandidateSample(size=self.sample_size, seed=self.sample_seed)
+
+
 class RunConfig(_Config):
     """One lifelong run over a stream of snapshots."""
 
@@ -129,6 +155,9 @@ class RunConfig(_Config):
     model: ModelConfig = Field(default_factory=ModelConfig, description="the embedding model")
     train: TrainConfig = Field(default_factory=TrainConfig, description="training and early stopping")
     lkge: LKGEConfig = Field(default_factory=LKGEConfig, description="LKGE loss weights and switches")
+    evaluation: EvaluationConfig = Field(
+        default_factory=EvaluationConfig, description="full filtered ranking up to a size, sampled above it"
+    )
 
     @field_validator("strategy")
     @classmethod
@@ -148,4 +177,6 @@ class RunConfig(_Config):
             data.pop("lkge")
         elif self.lkge.unlearning == UnlearningConfig():  # runs made before unlearning existed keep their checksum
             data["lkge"].pop("unlearning")
+        if self.evaluation == EvaluationConfig():  # runs made before sampled evaluation existed keep theirs
+            data.pop("evaluation")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

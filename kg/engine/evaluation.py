@@ -16,6 +16,14 @@ with a number and tied with every other NaN candidate.
 Two protocols (:data:`PROTOCOLS`) say which entities and which known facts apply when the test set of
 snapshot ``j`` is evaluated after training on snapshot ``i >= j``; see :class:`EvalProtocol`. Under both, a fact
 retracted by a snapshot ``<= i`` is dropped from every test set and from every filter (it is no longer known).
+
+Ranking is *full* (every candidate entity) by default. With a :class:`CandidateSample` (the engine switches to it
+above a size threshold, see :class:`evergraph.kg.engine.config.EvaluationConfig`) each query ranks its answer
+against a fixed random sample of ``size`` candidate ids instead (the OGB-wikikg2 protocol): the sample is drawn by
+a seeded hash of the query ``(entity, relation, answer)``, so it is the same whatever the blocks, the order or the
+process; sampled ids that are known answers of the query, the answer itself or repeats are filtered out, so a rank
+is at most ``size + 1``. Metrics computed this way are not comparable with full ranking: every result says which
+ranking made it (``ranking``: ``"full"`` or ``"sampled-N"``).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from evergraph.kg.engine.snapshot import Snapshot, retained
@@ -39,7 +48,39 @@ result holds the score of every candidate entity id, higher is better. The evalu
 tensor in place, so return a fresh tensor (the usual ``addmm``/``matmul`` result is), not a cached one.
 """
 
+CandidateScoreFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``candidate_score_fn(query_entities, query_relations, candidates) -> FloatTensor[b, k]``: the score of
+``candidates[i, j]`` (a ``LongTensor[b, k]`` of entity ids) for query ``i``; used by sampled ranking so that only
+the sampled candidates are scored. Optional: without it, sampled ranking takes the columns it needs from
+``score_fn`` (a few rows at a time, so memory stays bounded, but every candidate is scored).
+"""
+
 _SPLITS = ("test", "valid")
+
+FULL_RANKING = "full"
+"""The ``ranking`` label of results ranked against every candidate entity."""
+
+
+@dataclass(frozen=True)
+class CandidateSample:
+    """Sampled ranking: each query's answer against ``size`` candidate ids drawn by a hash seeded with ``seed``."""
+
+    size: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"a candidate sample needs size >= 1, got {self.size}")
+
+    @property
+    def label(self) -> str:
+        """``"sampled-<size>"``: the ranking named in every metrics table made with this sample."""
+        return f"sampled-{self.size}"
+
+
+def ranking_label(sample: CandidateSample | None) -> str:
+    """``"full"`` without a sample, else the sample's label (``"sampled-N"``)."""
+    return FULL_RANKING if sample is None else sample.label
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -161,14 +202,27 @@ class _FilterIndex:
         # One sort of (key, answer) pairs: sorted by key, then answer, duplicates removed.
         width = max(num_candidates, 1)
         pairs = torch.unique(keys * width + answers[keep])
+        self.width = width
+        self.pairs = pairs
         self.keys = pairs // width
         self.answers = pairs % width
 
     def to(self, device: torch.device) -> _FilterIndex:
         if self.keys.device != device:
+            self.pairs = self.pairs.to(device)
             self.keys = self.keys.to(device)
             self.answers = self.answers.to(device)
         return self
+
+    def contains(self, entities: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """``BoolTensor[b, k]``: whether ``candidates[i, j]`` is a known answer of query ``i``."""
+        if self.pairs.numel() == 0:
+            return torch.zeros(candidates.shape, dtype=torch.bool, device=candidates.device)
+        keys = entities * self.num_model_relations + relations
+        wanted = keys.unsqueeze(1) * self.width + candidates
+        wanted.masked_fill_((relations >= self.num_model_relations).unsqueeze(1), -1)
+        positions = torch.searchsorted(self.pairs, wanted).clamp_(max=self.pairs.numel() - 1)
+        return self.pairs[positions] == wanted
 
     def lookup(self, entities: torch.Tensor, relations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(rows, candidates)``: every known answer of every query, as positions in the query block."""
@@ -232,11 +286,8 @@ def _rank_block(
     return optimistic, pessimistic
 
 
-def _ranks_with_index(
-    *, score_fn: ScoreFn, triples: torch.Tensor, index: _FilterIndex, num_candidates: int, block_size: int
-) -> Ranks:
-    if block_size < 1:
-        raise ValueError(f"block_size must be at least 1, got {block_size}")
+def _checked_queries(triples: torch.Tensor, *, num_candidates: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`doubled_queries`, refusing entity ids that are no candidate and negative relation ids."""
     entities, relations, answers = doubled_queries(triples)
     if entities.numel():
         low = int(torch.minimum(entities.min(), answers.min()))
@@ -248,6 +299,15 @@ def _ranks_with_index(
             )
         if int(relations.min()) < 0:
             raise ValueError("triples hold negative relation ids; relation ids must be >= 0")
+    return entities, relations, answers
+
+
+def _ranks_with_index(
+    *, score_fn: ScoreFn, triples: torch.Tensor, index: _FilterIndex, num_candidates: int, block_size: int
+) -> Ranks:
+    if block_size < 1:
+        raise ValueError(f"block_size must be at least 1, got {block_size}")
+    entities, relations, answers = _checked_queries(triples, num_candidates=num_candidates)
     optimistic: list[torch.Tensor] = []
     pessimistic: list[torch.Tensor] = []
     for start in range(0, entities.numel(), block_size):
@@ -277,6 +337,116 @@ def _ranks_with_index(
     )
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser on ``uint64`` arrays (wraps modulo 2**64 by definition)."""
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def sample_candidates(
+    *,
+    entities: torch.Tensor,
+    relations: torch.Tensor,
+    answers: torch.Tensor,
+    sample: CandidateSample,
+    num_candidates: int,
+) -> torch.Tensor:
+    """``LongTensor[b, sample.size]``: the fixed candidate ids of each query, drawn uniformly (with repeats) from
+    ``0..num_candidates-1`` by a hash of ``(sample.seed, entity, relation, answer, j)``: the same query always gets
+    the same sample, whatever the block it is in."""
+    with np.errstate(over="ignore"):
+        key = np.full(entities.numel(), np.uint64(sample.seed & (2**64 - 1)), dtype=np.uint64)
+        for part in (entities, relations, answers):
+            key = _splitmix64(key ^ part.cpu().numpy().astype(np.uint64)) + _GOLDEN
+        steps = (np.arange(1, sample.size + 1, dtype=np.uint64) * _GOLDEN)[None, :]
+        drawn = _splitmix64(key[:, None] + steps) % np.uint64(max(num_candidates, 1))
+    return torch.from_numpy(drawn.astype(np.int64)).to(entities.device)
+
+
+_SAMPLED_PAIRS = 1 << 16
+"""Sampled ranking scores at most this many (query, candidate) pairs at once (bounded memory)."""
+
+_FULL_SCORES = 1 << 22
+"""Without a candidate scorer, full score rows are computed at most this many scores at a time."""
+
+
+def _columns_from_full(score_fn: ScoreFn, num_candidates: int) -> CandidateScoreFn:
+    """A candidate scorer that takes the needed columns out of full score rows, a few rows at a time."""
+
+    def score(entities: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        rows = max(1, _FULL_SCORES // max(num_candidates, 1))
+        parts = []
+        for start in range(0, entities.numel(), rows):
+            block = slice(start, start + rows)
+            full = score_fn(entities[block], relations[block], num_candidates)
+            parts.append(full.gather(1, candidates[block].to(full.device)))
+        if not parts:
+            return torch.empty(candidates.shape, dtype=torch.float32)
+        return torch.cat(parts)
+
+    return score
+
+
+def _sampled_ranks(
+    *,
+    score_fn: ScoreFn,
+    candidate_score_fn: CandidateScoreFn | None,
+    triples: torch.Tensor,
+    index: _FilterIndex,
+    num_candidates: int,
+    block_size: int,
+    sample: CandidateSample,
+) -> Ranks:
+    """Filtered ranks of the answer among its query's sampled candidates (see the module docstring)."""
+    if block_size < 1:
+        raise ValueError(f"block_size must be at least 1, got {block_size}")
+    entities, relations, answers = _checked_queries(triples, num_candidates=num_candidates)
+    scorer = candidate_score_fn or _columns_from_full(score_fn, num_candidates)
+    rows_per_block = max(1, min(block_size, _SAMPLED_PAIRS // (sample.size + 1)))
+    optimistic: list[torch.Tensor] = []
+    pessimistic: list[torch.Tensor] = []
+    for start in range(0, entities.numel(), rows_per_block):
+        block = slice(start, start + rows_per_block)
+        e, r, a = entities[block], relations[block], answers[block]
+        drawn = sample_candidates(entities=e, relations=r, answers=a, sample=sample, num_candidates=num_candidates)
+        # repeats: keep the first of each run of equal ids in sorted order
+        ordered, order = drawn.sort(1)
+        repeated = torch.zeros_like(drawn, dtype=torch.bool)
+        repeated.scatter_(1, order[:, 1:], ordered[:, 1:] == ordered[:, :-1])
+        index.to(drawn.device)
+        filtered = repeated | (drawn == a.unsqueeze(1)) | index.contains(e, r, drawn)
+        columns = torch.cat([a.unsqueeze(1), drawn], 1)  # the answer is column 0
+        scores = scorer(e, r, columns)
+        if scores.shape != columns.shape:
+            raise ValueError(
+                f"candidate scores have shape {tuple(scores.shape)}, expected {tuple(columns.shape)} "
+                "(one score per query and sampled candidate)"
+            )
+        if not scores.dtype.is_floating_point:
+            scores = scores.double()
+        else:
+            scores = scores.contiguous()
+        rows, cols = filtered.nonzero(as_tuple=True)
+        rows, cols = rows.to(scores.device), (cols + 1).to(scores.device)
+        zeros = torch.zeros(e.numel(), dtype=torch.long, device=scores.device)
+        opt, pes = _rank_block(scores=scores, answers=zeros, rows=rows, candidates=cols)
+        optimistic.append(opt.cpu())
+        pessimistic.append(pes.cpu())
+    if not optimistic:
+        empty = torch.empty(0, dtype=torch.float64)
+        return Ranks(optimistic=empty, pessimistic=empty.clone())
+    return Ranks(
+        optimistic=torch.cat(optimistic).to(torch.float64),
+        pessimistic=torch.cat(pessimistic).to(torch.float64),
+    )
+
+
 @torch.inference_mode()
 def filtered_ranks(
     *,
@@ -285,15 +455,28 @@ def filtered_ranks(
     known: torch.Tensor,
     num_candidates: int,
     block_size: int = 2048,
+    sample: CandidateSample | None = None,
+    candidate_score_fn: CandidateScoreFn | None = None,
 ) -> Ranks:
     """Filtered ranks of the ``2n`` queries of ``triples`` (tail queries first, then head queries).
 
     ``known`` holds every fact ``(h, r, t)`` (base relation ids) that counts as true: the other known answers
     of a query are removed from its candidates; the answer itself stays. Queries go to ``score_fn`` in blocks
     of ``block_size`` (default 2048) queries. Raises ``ValueError`` when a triple holds an entity id outside
-    ``0..num_candidates-1``.
+    ``0..num_candidates-1``. With ``sample`` (default None: full ranking) each query is ranked against its fixed
+    sample of candidates instead (ranks at most ``sample.size + 1``), scored by ``candidate_score_fn`` when given.
     """
     index = _FilterIndex(known=known, num_candidates=num_candidates)
+    if sample is not None:
+        return _sampled_ranks(
+            score_fn=score_fn,
+            candidate_score_fn=candidate_score_fn,
+            triples=triples,
+            index=index,
+            num_candidates=num_candidates,
+            block_size=block_size,
+            sample=sample,
+        )
     return _ranks_with_index(
         score_fn=score_fn, triples=triples, index=index, num_candidates=num_candidates, block_size=block_size
     )
@@ -367,17 +550,21 @@ class StreamResult:
     """Metrics of the test sets ``0..i`` after snapshot ``i``.
 
     ``per_test_set`` lists ``(j, metrics of test set j)`` for every ``j``; ``stream`` pools them weighted by
-    their number of queries (:meth:`RankingMetrics.combine`); ``protocol`` is the protocol's name.
+    their number of queries (:meth:`RankingMetrics.combine`); ``protocol`` is the protocol's name; ``ranking``
+    says how every query was ranked: ``"full"`` (every candidate entity) or ``"sampled-N"`` (see
+    :class:`CandidateSample`).
     """
 
     per_test_set: list[tuple[int, RankingMetrics]]
     stream: RankingMetrics
     protocol: str
+    ranking: str = FULL_RANKING
 
     def to_dict(self) -> dict[str, object]:
-        """``{"protocol": ..., "stream": {...}, "per_test_set": [{"snapshot": j, "mrr": ..., ...}, ...]}``."""
+        """``{"protocol", "ranking", "stream": {...}, "per_test_set": [{"snapshot": j, "mrr": ...}, ...]}``."""
         return {
             "protocol": self.protocol,
+            "ranking": self.ranking,
             "stream": self.stream.to_dict(),
             "per_test_set": [{"snapshot": j, **m.to_dict()} for j, m in self.per_test_set],
         }
@@ -395,6 +582,8 @@ class _Evaluator:
         protocol: str,
         split: str,
         block_size: int,
+        sample: CandidateSample | None = None,
+        candidate_score_fn: CandidateScoreFn | None = None,
     ) -> None:
         self.protocol = PROTOCOLS[protocol]
         if split not in _SPLITS:
@@ -406,6 +595,8 @@ class _Evaluator:
         self.upto = upto
         self.split = split
         self.block_size = block_size
+        self.sample = sample
+        self.candidate_score_fn = candidate_score_fn
         self._indexes: dict[tuple[int, int], _FilterIndex] = {}
 
     def _index(self, *, filter_upto: int, num_candidates: int) -> _FilterIndex:
@@ -428,17 +619,29 @@ class _Evaluator:
             return RankingMetrics.from_ranks(torch.empty(0))
         num_candidates = self.snapshots[self.protocol.candidates_at(self.upto, target)].num_entities
         index = self._index(filter_upto=self.protocol.filter_upto(self.upto, target), num_candidates=num_candidates)
-        ranks = _ranks_with_index(
-            score_fn=self.score_fn,
-            triples=triples,
-            index=index,
-            num_candidates=num_candidates,
-            block_size=self.block_size,
-        )
+        if self.sample is None:
+            ranks = _ranks_with_index(
+                score_fn=self.score_fn,
+                triples=triples,
+                index=index,
+                num_candidates=num_candidates,
+                block_size=self.block_size,
+            )
+        else:
+            ranks = _sampled_ranks(
+                score_fn=self.score_fn,
+                candidate_score_fn=self.candidate_score_fn,
+                triples=triples,
+                index=index,
+                num_candidates=num_candidates,
+                block_size=self.block_size,
+                sample=self.sample,
+            )
         metrics = RankingMetrics.from_ranks(ranks.realistic)
         logger.debug(
-            "%s %s set %d after snapshot %d (%d candidates): %s",
+            "%s %s %s set %d after snapshot %d (%d candidates): %s",
             self.protocol.name,
+            ranking_label(self.sample),
             self.split,
             target,
             self.upto,
@@ -457,13 +660,16 @@ def evaluate_stream(
     protocol: str = "all-entities",
     split: str = "test",
     block_size: int = 2048,
+    sample: CandidateSample | None = None,
+    candidate_score_fn: CandidateScoreFn | None = None,
 ) -> StreamResult:
     """Evaluate the ``split`` set (default ``"test"``, or ``"valid"``) of snapshots ``0..upto``.
 
     ``protocol`` (default ``"all-entities"``) names an entry of :data:`PROTOCOLS`; an unknown name raises
     :class:`~evergraph.kg.errors.UnknownComponentError`. Empty sets are listed with zero metrics and ``num_queries=0``
     and add nothing to the pooled ``stream`` metrics. ``block_size`` (default 2048) queries are scored at a
-    time.
+    time. ``sample`` (default None: full ranking) ranks every query against its fixed sample of candidates
+    (scored by ``candidate_score_fn`` when given); the result's ``ranking`` says which.
     """
     evaluator = _Evaluator(
         score_fn=score_fn,
@@ -472,20 +678,23 @@ def evaluate_stream(
         protocol=protocol,
         split=split,
         block_size=block_size,
+        sample=sample,
+        candidate_score_fn=candidate_score_fn,
     )
     per_test_set = [(j, evaluator.evaluate(j)) for j in range(upto + 1)]
     stream = RankingMetrics.combine([m for _, m in per_test_set])
     logger.info(
-        "%s %s after snapshot %d: mrr=%.4f hits@1=%.4f hits@10=%.4f over %d queries",
+        "%s %s (%s ranking) after snapshot %d: mrr=%.4f hits@1=%.4f hits@10=%.4f over %d queries",
         protocol,
         split,
+        ranking_label(sample),
         upto,
         stream.mrr,
         stream.hits_at_1,
         stream.hits_at_10,
         stream.num_queries,
     )
-    return StreamResult(per_test_set=per_test_set, stream=stream, protocol=protocol)
+    return StreamResult(per_test_set=per_test_set, stream=stream, protocol=protocol, ranking=ranking_label(sample))
 
 
 @torch.inference_mode()
@@ -498,11 +707,14 @@ def evaluate_split(
     protocol: str = "all-entities",
     split: str = "test",
     block_size: int = 2048,
+    sample: CandidateSample | None = None,
+    candidate_score_fn: CandidateScoreFn | None = None,
 ) -> RankingMetrics:
     """Evaluate the ``split`` set (default ``"test"``) of snapshot ``target`` after snapshot ``upto``.
 
     Same protocols (default ``"all-entities"``) and ``block_size`` (default 2048) as :func:`evaluate_stream`;
-    validation during training is ``evaluate_split(..., upto=i, target=i, split="valid")``.
+    validation during training is ``evaluate_split(..., upto=i, target=i, split="valid")``; ``sample`` and
+    ``candidate_score_fn`` as in :func:`evaluate_stream`.
     """
     evaluator = _Evaluator(
         score_fn=score_fn,
@@ -511,5 +723,7 @@ def evaluate_split(
         protocol=protocol,
         split=split,
         block_size=block_size,
+        sample=sample,
+        candidate_score_fn=candidate_score_fn,
     )
     return evaluator.evaluate(target)

@@ -160,6 +160,8 @@ class LifelongRun:
             else:
                 logger.warning("ignoring a stale %s", self.paths.in_progress)
 
+        sample = cfg.evaluation.sample_for(kg.snapshots[index].num_entities)
+
         def validate(m: KGEModel) -> float:
             return evaluate_split(
                 score_fn=m.score_fn(),
@@ -169,6 +171,8 @@ class LifelongRun:
                 protocol=cfg.protocol,
                 split="valid",
                 block_size=cfg.train.eval_block_size,
+                sample=sample,
+                candidate_score_fn=m.candidate_score_fn(),
             ).mrr
 
         def checkpoint(state: dict[str, Any]) -> None:
@@ -195,6 +199,8 @@ class LifelongRun:
                 upto=index,
                 protocol=cfg.protocol,
                 block_size=cfg.train.eval_block_size,
+                sample=sample,
+                candidate_score_fn=model.candidate_score_fn(),
             )
         eval_seconds = time.perf_counter() - started
 
@@ -214,6 +220,7 @@ class LifelongRun:
             "content_hash": snap.content_hash,
             "ingest": snap.report.to_dict(),
             **({"transfer": ctx.info["transfer"]} if "transfer" in ctx.info else {}),
+            "ranking": table["ranking"],
             "stream": table["stream"],
             **({"unlearning": ctx.info["unlearning"]} if "unlearning" in ctx.info else {}),
             **({"retracted": int(snap.removed.shape[0])} if len(snap.removed) else {}),

@@ -135,3 +135,21 @@ class KGEModel(nn.Module):
             return torch.addmm(norms[:num_candidates].neg(), q, entity[:num_candidates].T, alpha=2.0)
 
         return score
+
+    def candidate_score_fn(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """A scorer of chosen candidates (a :data:`evergraph.kg.engine.evaluation.CandidateScoreFn`): ``score(e, r,
+        candidates [b, k])`` -> ``[b, k]``, the same ranking as :meth:`score_fn` (``2 q.t - ||t||^2`` for L2,
+        ``q.t`` for inner products) but only for the ``k`` candidates of each query (sampled evaluation)."""
+        entity = self.entity.detach()
+        inner = self.interaction.metric == "inner_product"
+
+        def score(entities: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+            entities, relations = entities.to(entity.device), relations.to(entity.device)
+            q = self.interaction.query(entity[entities], self.relation.detach()[relations])
+            tails = entity[candidates.to(entity.device)]
+            dots = torch.bmm(tails, q.unsqueeze(2)).squeeze(2)
+            if inner:
+                return dots
+            return 2.0 * dots - tails.pow(2).sum(-1)
+
+        return score

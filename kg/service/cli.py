@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from evergraph.kg.engine.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
+from evergraph.kg.engine.config import EvaluationConfig, LKGEConfig, ModelConfig, RunConfig, TrainConfig
 from evergraph.kg.engine.events import is_event
 from evergraph.kg.errors import EvergraphError
 from evergraph.kg.settings import load_settings
@@ -26,12 +26,18 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 logger = logging.getLogger("evergraph")
 
 
+def _rankings(snapshots: list[dict[str, Any]]) -> str:
+    """The rankings of the entries (``full`` when none says: older runs), e.g. ``full`` or ``full / sampled-1000``."""
+    seen = dict.fromkeys(s.get("ranking", "full") for s in snapshots)
+    return " / ".join(seen) or "full"
+
+
 def metrics_table(metrics: dict[str, Any]) -> Table:
     """One row per snapshot: stream metrics after it, MRR of every test set seen so far, timings."""
     snaps = metrics["snapshots"]
     table = Table(
         title=f"{metrics['strategy']} / {metrics['model']}: stream metrics after each snapshot and MRR on each test "
-        f"set Tj (filtered, realistic ranks, protocol {metrics['protocol']})"
+        f"set Tj (filtered, realistic ranks, protocol {metrics['protocol']}, {_rankings(snaps)} ranking)"
     )
     for col in ("snapshot", "epochs", "train s", "eval s", "MRR", "H@1", "H@3", "H@10"):
         table.add_column(col, justify="right")
@@ -84,7 +90,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     protocol = args.protocol or stored["protocol"]
     kg = GrowingKG.load(data, upto=index)
     model, _ = load_model_checkpoint(paths.snapshot_checkpoint(index))
-    result = evaluate_stream(score_fn=model.score_fn(), snapshots=kg.snapshots, upto=index, protocol=protocol)
+    sample = EvaluationConfig.model_validate(stored.get("evaluation", {})).sample_for(kg.snapshots[index].num_entities)
+    result = evaluate_stream(
+        score_fn=model.score_fn(),
+        snapshots=kg.snapshots,
+        upto=index,
+        protocol=protocol,
+        sample=sample,
+        candidate_score_fn=model.candidate_score_fn(),
+    )
     out = {
         "strategy": stored["strategy"],
         "model": stored["model"]["name"],
