@@ -1,5 +1,5 @@
-"""The trust commands of ``evergraph``: ``check`` (plausibility of facts against the champion) and ``explain``
-(the evidence for a fact)."""
+"""The trust commands of ``evergraph``: ``check`` (plausibility of facts against the champion), ``explain``
+(the evidence for a fact) and ``quarantine`` (the facts ``--quarantine hold`` keeps out: list, release, reject)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,33 @@ def add_trust_commands(sub: argparse._SubParsersAction) -> None:
     explain.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
     explain.add_argument("--json", action="store_true", help="print the whole result as JSON")
     explain.set_defaults(func=_explain)
+    _add_quarantine_commands(sub)
+
+
+def _add_quarantine_commands(sub: argparse._SubParsersAction) -> None:
+    quarantine = sub.add_parser(
+        "quarantine",
+        help="the new facts `evergraph run --quarantine hold` kept out of training: list, release (learned with the "
+        "next snapshot) or reject (never learned, retracted)",
+    )
+    actions = quarantine.add_subparsers(dest="action", required=True, help="list | release | reject")
+    show = actions.add_parser("list", help="the held facts, with their number, probability and reason")
+    show.add_argument("--all", action="store_true", help="every fact ever held, released and rejected ones too")
+    for name, text in (
+        ("release", "learn the facts after all: they join the next snapshot's new facts"),
+        ("reject", "never learn the facts: the next snapshot's bundle retracts them (never cited nor inferred)"),
+    ):
+        decide = actions.add_parser(name, help=text)
+        decide.add_argument("numbers", nargs="*", type=int, metavar="N", help="fact numbers, as `list` shows them")
+        decide.add_argument(
+            "--fact", nargs=3, metavar=("HEAD", "RELATION", "TAIL"), default=None, help="one fact by its labels"
+        )
+        decide.add_argument("--all", action="store_true", help="every held fact")
+        decide.set_defaults(status="released" if name == "release" else "rejected")
+    for command in actions.choices.values():
+        command.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
+        command.add_argument("--json", action="store_true", help="print the facts as a JSON list")
+        command.set_defaults(func=_quarantine)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -93,4 +120,41 @@ def _explain(args: argparse.Namespace) -> int:
         console.print(
             f"analogy: {analogy.fact.text} (similarity {analogy.similarity:.2f})", highlight=False, markup=False
         )
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    from evergraph.kg.store.quarantine import QuarantineStore, Selection
+
+    store = QuarantineStore(EvergraphHome.resolve(args.home).root)
+    if args.action == "list":
+        facts = [f for f in store.facts() if args.all or f.status == "held"]
+        title = f"{len(facts)} {'fact(s) ever held' if args.all else 'held fact(s)'} in {store.path}"
+    else:
+        selection = Selection(ids=args.numbers, fact=None if args.fact is None else tuple(args.fact), all=args.all)
+        facts = store.decide(selection, args.status)
+        after = "learned with the next snapshot" if args.status == "released" else "retracted by the next snapshot"
+        title = f"{args.status} {len(facts)} fact(s) ({after})"
+    if args.json:
+        print(json.dumps([f.model_dump() for f in facts], indent=2))
+        return 0
+    table = Table(title=title)
+    for column in ("#", "head", "relation", "tail", "probability", "reason", "snapshot", "status"):
+        table.add_column(column, overflow="fold")
+    for fact in facts:
+        probability = "-" if fact.probability is None else f"{fact.probability:.3f}"
+        table.add_row(
+            str(fact.id),
+            fact.head,
+            fact.relation,
+            fact.tail,
+            probability,
+            fact.reason or "",
+            str(fact.snapshot),
+            fact.status,
+            style=None if fact.status == "held" else "dim",
+        )
+    console.print(table)
+    if args.action == "list" and not facts:
+        console.print("nothing is held", highlight=False)
     return 0
