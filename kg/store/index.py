@@ -6,9 +6,13 @@ t)`` as ``-||query(h, r) - t||_2``, so the top-k tails of ``(h, r, ?)`` are the 
 is a maximum-inner-product search. Either is exactly what a FAISS index answers. :data:`METRICS` records the
 metric per interaction; search scores are then minus the L2 distance or the inner products themselves.
 
-``Flat`` (the default) is exact brute force and fine up to about a million entities; larger graphs use an
-approximate factory string such as ``HNSW32`` or ``IVF4096,PQ32`` and :meth:`EntityIndex.recall_at_k` reports
-how much of the exact top-k such an index still finds.
+The index type follows the size by default (factory ``auto``): exact brute force (``Flat``) up to
+:attr:`IndexConfig.approximate_above` entities, an approximate factory (:attr:`IndexConfig.approximate_factory`,
+``HNSW32`` by default) above it. Every approximate index has its recall@10 against exact search measured when it
+is built, on a fixed sample of query vectors, and recorded in its sidecar (``build``); below
+:attr:`IndexConfig.min_recall` (0.95) the build falls back to ``Flat`` with a warning (or, with
+``low_recall="error"``, refuses). An explicit factory string (``Flat``, ``HNSW32``, ``IVF4096,PQ32``, ...) is used
+as given, its recall measured and checked the same way; :meth:`EntityIndex.recall_at_k` compares two indexes.
 
 An index is a snapshot of the entity table: rebuild it after training or growing the model.
 """
@@ -21,7 +25,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -64,15 +68,43 @@ METRICS.register("distmult")(faiss.METRIC_INNER_PRODUCT)
 METRICS.register("complex")(faiss.METRIC_INNER_PRODUCT)
 
 
+AUTO = "auto"
+"""The factory that follows the size: ``Flat`` up to ``approximate_above`` entities, ``approximate_factory`` above."""
+
+EXACT = "Flat"
+
+RECALL_K = 10
+
+
 class IndexConfig(BaseModel):
     """How to build and search an :class:`EntityIndex`."""
 
     model_config = ConfigDict(extra="forbid")
 
     factory: str = Field(
-        "Flat",
+        AUTO,
         min_length=1,
-        description="faiss.index_factory string: Flat (exact, default) | HNSW32 | IVF4096,PQ32 | ... (large graphs)",
+        description="auto (default: Flat up to approximate_above entities, approximate_factory above) or a "
+        "faiss.index_factory string: Flat (exact) | HNSW32 | IVF4096,PQ32 | ...",
+    )
+    approximate_above: int = Field(
+        500_000, gt=0, description="factory auto: exact Flat up to this many entities, approximate_factory above"
+    )
+    approximate_factory: str = Field(
+        "HNSW32", min_length=1, description="factory auto: the approximate index of large graphs (HNSW32 | IVF..,PQ..)"
+    )
+    min_recall: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="an approximate index whose recall@10 against exact search, measured at build time, is below "
+        "this falls back to Flat (or fails, see low_recall)",
+    )
+    recall_queries: int = Field(
+        1000, gt=0, description="query vectors (a fixed random sample) recall@10 is measured on at build time"
+    )
+    low_recall: Literal["exact", "error"] = Field(
+        "exact", description="below min_recall: exact = build Flat instead (with a warning), error = refuse"
     )
     nprobe: int = Field(16, gt=0, description="IVF lists visited per query (IVF factories only); default 16")
     ef_search: int = Field(128, gt=0, description="HNSW search breadth (HNSW factories/quantizers); default 128")
@@ -129,13 +161,26 @@ class EntityIndex:
     Searches return ``(scores, ids)`` CPU tensors, scores higher-is-better (minus the L2 distance).
     """
 
-    def __init__(self, index: Any, *, interaction: str, config: IndexConfig, gpu_resources: Any | None = None) -> None:
+    def __init__(
+        self,
+        index: Any,
+        *,
+        interaction: str,
+        config: IndexConfig,
+        gpu_resources: Any | None = None,
+        build_info: dict[str, Any] | None = None,
+    ) -> None:
         """Wrap a trained, filled FAISS ``index`` (prefer :meth:`build`, :meth:`from_vectors`, :meth:`load`)."""
         self._index = index
         self._gpu_resources = gpu_resources  # must outlive a GPU index
         self.interaction = interaction.lower()
         self.metric: int = metric_for(self.interaction)
         self.config = config
+        self.build_info: dict[str, Any] = dict(build_info or {})
+        """How the index was chosen and how good it is: ``factory``, ``requested`` (``auto`` or a factory),
+        ``recall@10`` against exact search (1.0 for ``Flat``, ``None`` when unknown), ``recall_queries``,
+        ``fell_back_from`` (the approximate factory given up for low recall, or ``None``), ``seconds``. Empty
+        for indexes saved before it existed."""
 
     # -- properties ---------------------------------------------------------------------------------------
 
@@ -151,8 +196,13 @@ class EntityIndex:
 
     @property
     def factory(self) -> str:
-        """The ``faiss.index_factory`` string the index was built from."""
+        """The ``faiss.index_factory`` string the index was built from (``auto`` resolved)."""
         return self.config.factory
+
+    @property
+    def recall_at_10(self) -> float | None:
+        """recall@10 against exact search measured when the index was built (``None`` when not recorded)."""
+        return self.build_info.get(f"recall@{RECALL_K}")
 
     @property
     def on_gpu(self) -> bool:
@@ -172,18 +222,39 @@ class EntityIndex:
     def build(cls, model: KGEModel, *, config: IndexConfig | None = None) -> EntityIndex:
         """Index ``model``'s entity table with its interaction's metric (``config`` defaults to ``IndexConfig()``).
 
-        The index is a copy: rebuild it after the model trains or grows.
+        The index is a copy: rebuild it after the model trains or grows. An approximate index's recall@10 is
+        measured on the query vectors of a fixed random sample of ``(entity, relation)`` pairs.
         """
-        return cls.from_vectors(model.entity.detach(), interaction=model.interaction_name, config=config)
+        config = config or IndexConfig()
+        count = min(config.recall_queries, max(model.num_entities, 1))
+        generator = torch.Generator().manual_seed(0)
+        queries = None
+        if model.num_entities and model.num_relations:
+            with torch.no_grad():
+                entities = torch.randint(model.num_entities, (count,), generator=generator)
+                relations = torch.randint(2 * model.num_relations, (count,), generator=generator)
+                queries = model.query(entities.to(model.device), relations.to(model.device))
+        return cls.from_vectors(
+            model.entity.detach(), interaction=model.interaction_name, config=config, recall_queries=queries
+        )
 
     @classmethod
-    def from_vectors(cls, vectors: Vectors, *, interaction: str, config: IndexConfig | None = None) -> EntityIndex:
+    def from_vectors(
+        cls,
+        vectors: Vectors,
+        *,
+        interaction: str,
+        config: IndexConfig | None = None,
+        recall_queries: Vectors | None = None,
+    ) -> EntityIndex:
         """Index a ``[num_entities, width]`` entity matrix (any float dtype/device; copied to float32 on the CPU)
         for ``interaction`` (``transe`` | ``rotate`` | ``distmult`` | ``complex``). ``config`` defaults to
-        ``IndexConfig()``.
+        ``IndexConfig()`` (factory ``auto``: exact up to ``approximate_above`` entities).
 
         Factories that need training (IVF, PQ, ...) are trained on the vectors themselves; too few vectors for
-        the requested IVF list count raises :class:`EntityIndexError` naming a count that would work.
+        the requested IVF list count raises :class:`EntityIndexError` naming a count that would work. An
+        approximate index's recall@10 against exact search is measured on ``recall_queries`` (default: a fixed
+        sample of the vectors, slightly perturbed) and checked against ``config.min_recall``.
         """
         config = config or IndexConfig()
         metric = metric_for(interaction)
@@ -194,34 +265,53 @@ class EntityIndex:
         if not np.isfinite(array).all():
             raise EntityIndexError("entity vectors contain NaN or inf (did training diverge?); nothing was indexed")
         started = time.perf_counter()
-        try:
-            index = faiss.index_factory(width, config.factory, metric)
-        except RuntimeError as error:
-            raise EntityIndexError(
-                f"FAISS cannot build factory {config.factory!r} for width {width}: {error}"
-            ) from error
-        _check_training_size(index, count=count, factory=config.factory)
-        try:
-            if not index.is_trained:
-                index.train(array)
-            index.add(array)
-        except RuntimeError as error:
-            raise EntityIndexError(
-                f"FAISS failed to train/fill {config.factory!r} on {count} vectors of width {width}: {error}; "
-                "use factory='Flat' (exact) or a factory with fewer/smaller codebooks"
-            ) from error
+        requested = config.factory
+        factory = requested
+        if requested == AUTO:
+            factory = config.approximate_factory if count > config.approximate_above else EXACT
+        info: dict[str, Any] = {
+            "requested": requested,
+            "factory": factory,
+            f"recall@{RECALL_K}": 1.0,
+            "recall_queries": 0,
+            "fell_back_from": None,
+        }
+        index = _filled_index(array, factory=factory, metric=metric)
+        if factory != EXACT:
+            queries = _recall_queries(array, recall_queries, limit=config.recall_queries)
+            _apply_search_params(index, config=config, gpu=False)
+            recall = _recall(index, array, queries, metric=metric)
+            info.update({f"recall@{RECALL_K}": round(recall, 4), "recall_queries": len(queries)})
+            if recall < config.min_recall:
+                message = (
+                    f"the {factory!r} index finds {recall:.3f} of the exact top-{RECALL_K} on {len(queries)} sample "
+                    f"queries, below min_recall={config.min_recall}"
+                )
+                if config.low_recall == "error":
+                    raise EntityIndexError(
+                        f"{message}; raise ef_search/nprobe, pick another approximate_factory, lower min_recall or "
+                        "set low_recall='exact' to fall back to Flat"
+                    )
+                logger.warning("%s: building the exact Flat index instead", message)
+                info.update({"factory": EXACT, "fell_back_from": factory})
+                factory = EXACT
+                index = _filled_index(array, factory=EXACT, metric=metric)
+        config = config.model_copy(update={"factory": factory})
         index, resources = _place(index, use_gpu=config.use_gpu)
         _apply_search_params(index, config=config, gpu=resources is not None)
+        info["seconds"] = round(time.perf_counter() - started, 3)
         logger.info(
-            "indexed %d entities x %d floats with %r (%s, %s) in %.2fs",
+            "indexed %d entities x %d floats with %r (%s, %s, recall@%d %s) in %.2fs",
             count,
             width,
-            config.factory,
+            factory,
             _METRIC_NAMES.get(metric, metric),
             "gpu" if resources is not None else "cpu",
-            time.perf_counter() - started,
+            RECALL_K,
+            info[f"recall@{RECALL_K}"],
+            info["seconds"],
         )
-        return cls(index, interaction=interaction, config=config, gpu_resources=resources)
+        return cls(index, interaction=interaction, config=config, gpu_resources=resources, build_info=info)
 
     # -- searching ----------------------------------------------------------------------------------------
 
@@ -313,6 +403,7 @@ class EntityIndex:
                 "num_entities": self.num_entities,
                 "width": self.width,
                 "config": self.config.model_dump(),
+                "build": self.build_info,
             },
             files={path.name: digest},
         )
@@ -355,6 +446,8 @@ class EntityIndex:
             manifest_name=f"its sidecar {meta_path.name}",
         )
         saved = IndexConfig.model_validate(meta["config"])
+        if config is not None and config.factory == AUTO:  # search settings only: keep the factory that was built
+            config = config.model_copy(update={"factory": saved.factory})
         if config is not None and config.factory != saved.factory:
             raise EntityIndexError(
                 f"{path} holds a {saved.factory!r} index, not {config.factory!r}; build a new index instead"
@@ -379,7 +472,8 @@ class EntityIndex:
             raise EntityIndexError(f"{path} disagrees with its sidecar {meta_path.name} ({what}); save again")
         index, resources = _place(index, use_gpu=config.use_gpu)
         _apply_search_params(index, config=config, gpu=resources is not None)
-        loaded = cls(index, interaction=interaction, config=config, gpu_resources=resources)
+        build_info = meta.get("build") if isinstance(meta.get("build"), dict) else {}
+        loaded = cls(index, interaction=interaction, config=config, gpu_resources=resources, build_info=build_info)
         if model is not None:
             loaded._check_model(model)
         logger.debug("loaded %r from %s", loaded, path)
@@ -397,6 +491,51 @@ class EntityIndex:
             raise EntityIndexError(
                 f"the model does not match this index ({'; '.join(problems)}); rebuild it with EntityIndex.build"
             )
+
+
+def _filled_index(array: np.ndarray, *, factory: str, metric: int) -> Any:
+    """A CPU FAISS index of ``factory`` trained on and filled with ``array``."""
+    count, width = array.shape
+    try:
+        index = faiss.index_factory(width, factory, metric)
+    except RuntimeError as error:
+        raise EntityIndexError(f"FAISS cannot build factory {factory!r} for width {width}: {error}") from error
+    _check_training_size(index, count=count, factory=factory)
+    try:
+        if not index.is_trained:
+            index.train(array)
+        index.add(array)
+    except RuntimeError as error:
+        raise EntityIndexError(
+            f"FAISS failed to train/fill {factory!r} on {count} vectors of width {width}: {error}; "
+            "use factory='Flat' (exact) or a factory with fewer/smaller codebooks"
+        ) from error
+    return index
+
+
+def _recall_queries(array: np.ndarray, queries: Vectors | None, *, limit: int) -> np.ndarray:
+    """At most ``limit`` query vectors: the given ones, or a fixed sample of ``array`` moved a little off its rows."""
+    if queries is not None:
+        chosen = _as_float32(queries, what="recall queries")[:limit]
+        if chosen.shape[1] != array.shape[1]:
+            raise EntityIndexError(f"recall queries have width {chosen.shape[1]}, the vectors {array.shape[1]}")
+        return chosen
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(array), size=min(limit, len(array)), replace=False)
+    noise = rng.standard_normal((len(rows), array.shape[1])).astype(np.float32)
+    scale = float(np.std(array)) * 0.1 or 1.0
+    return np.ascontiguousarray(array[rows] + scale * noise)
+
+
+def _recall(index: Any, array: np.ndarray, queries: np.ndarray, *, metric: int) -> float:
+    """Mean fraction of the exact top-10 (brute force, :func:`faiss.knn`) that ``index`` returns in its top-10."""
+    k = min(RECALL_K, len(array))
+    if len(queries) == 0:
+        return 1.0
+    _, truth = faiss.knn(queries, array, k, metric=metric)
+    _, found = index.search(queries, k)
+    hits = sum(len(set(t[t >= 0].tolist()) & set(f.tolist())) for t, f in zip(truth, found, strict=True))
+    return hits / max(int((truth >= 0).sum()), 1)
 
 
 def _check_training_size(index: Any, *, count: int, factory: str) -> None:
