@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from evergraph.kg.engine.events import events
 from evergraph.kg.engine.run_files import RunPaths, read_entry
+from evergraph.kg.knowledge.bundle_trust import TRUST_FILES
 from evergraph.kg.store.bundle import read_pointer
 from evergraph.kg.store.bundle_writer import switch_pointer, write_bundle
 from evergraph.kg.store.home import EvergraphHome
@@ -27,6 +28,7 @@ def _serve(*, home: EvergraphHome, run_dir: str, snapshot: int, version: str, li
         dest=home.bundle_dir(version),
         version=version,
         extra={"lineage": lineage},
+        extras=TRUST_FILES,  # mined rules and the plausibility filter travel with the bundle
     )
     switch_pointer(pointer=home.champion_pointer, bundle=bundle, version=version)
     return str(bundle)

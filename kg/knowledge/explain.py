@@ -24,7 +24,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergraph.kg.knowledge.explain_schemas import Analogy, ExplainResult, RuleRef, SupportingPath
-from evergraph.kg.knowledge.rules import Adjacency, Rule, RuleSet, rules_of
+from evergraph.kg.knowledge.rules import Adjacency, Rule, RuleSet, bundle_rules, rules_of
 
 if TYPE_CHECKING:
     from evergraph.kg.engine.model import KGEModel
@@ -239,7 +239,15 @@ def explain_result(
     """The :class:`ExplainResult` of ``(head, relation, tail)`` (ids) over the guide's bundle."""
     bundle = guide.bundle
     facts = bundle.facts
-    explanation = explain_fact(facts=facts, model=bundle.model, head=head, relation=relation, tail=tail, config=config)
+    explanation = explain_fact(
+        facts=facts,
+        model=bundle.model,
+        head=head,
+        relation=relation,
+        tail=tail,
+        rules=bundle_rules(bundle),
+        config=config,
+    )
 
     def known(row: int) -> Fact:
         h, r, t, s = facts.facts[row].tolist()
@@ -324,6 +332,7 @@ def cite_reasons(
             head=fact.head.id,
             relation=fact.relation.id,
             tail=fact.tail.id,
+            rules=bundle_rules(bundle),
             config=config,
         )
         if not found.paths or found.paths[0].rule.confidence < min_confidence:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "PLAUSIBILITY_FILE",
     "PlausibilityConfig",
     "PlausibilityModel",
     "Verdict",
@@ -447,11 +448,20 @@ def plausibility_path(home_root: Path | str, version: str) -> Path:
     return Path(home_root) / "trust" / f"v{version}" / "plausibility.json"
 
 
+PLAUSIBILITY_FILE = "plausibility.json"
+"""A bundle's plausibility filter, fitted when the bundle is written (:mod:`evergraph.kg.knowledge.bundle_trust`)."""
+
+
 def load_or_fit(
     bundle: Bundle, *, home_root: Path | str, data: Path | str | None, config: PlausibilityConfig | None = None
 ) -> PlausibilityModel:
-    """The filter of ``bundle`` kept in the home, fitted on ``data`` (and kept) when missing; without ``data`` a
-    missing filter is a :class:`PlausibilityError` that says what to pass."""
+    """The filter of ``bundle``: the one it carries (``plausibility.json``, fitted when it was written), else the
+    one kept in the home, else fitted on ``data`` (and kept in the home); without ``data`` a missing filter is a
+    :class:`PlausibilityError` that says what to pass. ``config`` (default ``PlausibilityConfig()``) only applies
+    to a new fit."""
+    carried = bundle.path / PLAUSIBILITY_FILE
+    if carried.is_file() and config is None:
+        return PlausibilityModel.load(carried)
     path = plausibility_path(home_root, bundle.version)
     if path.is_file():
         return PlausibilityModel.load(path)

@@ -15,26 +15,39 @@ citizen_of(x, y)`` is the body ``(2 * born_in, 2 * located_in)`` of ``citizen_of
 
 Rules below ``min_confidence`` are dropped; the best ``max_rules_per_relation`` by confidence are kept. Mining is
 deterministic for a given ``seed``; :func:`rules_of` caches the rule set per fact table ("refreshed per bundle").
+A bundle written by the pipeline carries its rules (``BUNDLE/rules.json``, mined when the bundle is written,
+:mod:`evergraph.kg.knowledge.bundle_trust`); :func:`bundle_rules` reads them, and mines them on first use for a
+bundle without the file.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
+from evergraph.kg.engine.atomic import write_json
+from evergraph.kg.errors import BundleError
+
 if TYPE_CHECKING:
+    from evergraph.kg.store.bundle import Bundle
     from evergraph.kg.store.facts import FactTable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Rule", "RuleConfig", "RuleSet", "mine_rules", "rules_of"]
+__all__ = ["RULES_FILE", "Rule", "RuleConfig", "RuleSet", "bundle_rules", "mine_rules", "rules_of"]
+
+RULES_FILE = "rules.json"
+"""A bundle's mined rules (:meth:`RuleSet.save`), listed in its manifest."""
+RULES_FORMAT = 1
 
 
 class RuleConfig(BaseModel):
@@ -78,6 +91,32 @@ class RuleSet:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.rules.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        rules = [asdict(rule) for relation in sorted(self.rules) for rule in self.rules[relation]]
+        return {"format": RULES_FORMAT, "seconds": round(self.seconds, 3), "rules": rules}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RuleSet:
+        if data.get("format") != RULES_FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, not {RULES_FORMAT}")
+        found = cls(seconds=float(data.get("seconds", 0.0)))
+        for item in data["rules"]:
+            rule = Rule(**{**item, "body": tuple(int(step) for step in item["body"])})
+            found.rules.setdefault(int(rule.relation), []).append(rule)
+        return found
+
+    def save(self, path: Path | str) -> None:
+        write_json(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: Path | str) -> RuleSet:
+        """The rules saved at ``path``; a :class:`BundleError` naming the file when it cannot be read."""
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise BundleError(f"{path} holds no rules ({error}); write the bundle again") from None
 
 
 class Adjacency:
@@ -267,4 +306,15 @@ def rules_of(facts: FactTable, *, config: RuleConfig | None = None) -> RuleSet:
     if found is None:
         found = mine_rules(facts)
         _CACHE[facts] = found
+    return found
+
+
+def bundle_rules(bundle: Bundle) -> RuleSet:
+    """The rules of ``bundle``: those it carries (``rules.json``), else mined from its known facts on first use
+    (a bundle written before rules were mined at write time); cached per bundle like :func:`rules_of`."""
+    found = _CACHE.get(bundle.facts)
+    if found is None:
+        path = bundle.path / RULES_FILE
+        found = RuleSet.load(path) if path.is_file() else mine_rules(bundle.facts)
+        _CACHE[bundle.facts] = found
     return found

@@ -14,6 +14,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,13 +51,39 @@ from evergraph.kg.store.bundle import (
 from evergraph.kg.store.calibration import Calibration, fit_calibration
 from evergraph.kg.store.facts import FactTable
 from evergraph.kg.store.manifest import hash_files, write_manifest
+from evergraph.kg.store.quarantine import rejected_facts
 
 if TYPE_CHECKING:
     from evergraph.kg.store.index import IndexConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_snapshot_index", "index_path", "remove_stale_tmp", "switch_pointer", "write_bundle"]
+__all__ = [
+    "BundleExtra",
+    "BundleParts",
+    "build_snapshot_index",
+    "index_path",
+    "remove_stale_tmp",
+    "switch_pointer",
+    "write_bundle",
+]
+
+
+@dataclass(frozen=True)
+class BundleParts:
+    """What an ``extras`` callable of :func:`write_bundle` gets: the bundle directory being written (files it
+    writes there are listed in the manifest and verified like the others), its version and snapshot, the model,
+    the known facts and the validation facts (``[m, 3]``, the bundle's ids)."""
+
+    directory: Path
+    version: str
+    snapshot: int
+    model: KGEModel
+    facts: FactTable
+    valid: torch.Tensor
+
+
+BundleExtra = Callable[[BundleParts], None]
 
 _TMP_NAME = re.compile(r"^\.[^.]+\.(?P<pid>[0-9]+)\.[^.]+\.tmp$")
 """A bundle being written: ``.<dest name>.<writer pid>.<random>.tmp`` beside the bundle it becomes."""
@@ -152,6 +180,7 @@ def write_bundle(
     version: str,
     extra: dict[str, Any] | None = None,
     names: Path | str | None = None,
+    extras: Sequence[BundleExtra] = (),
 ) -> Path:
     """Write snapshot ``snapshot`` of the engine run ``run_dir`` as the serving bundle ``dest`` of ``version``.
 
@@ -164,7 +193,9 @@ def write_bundle(
     to a temporary sibling directory which is then renamed to ``dest``: ``dest`` is complete or absent, and a
     failed write leaves nothing behind. If ``dest`` already holds this version of this snapshot (same content
     hash) and verifies, it is returned unchanged; any other content at ``dest`` is a :class:`BundleError`.
-    Returns ``dest``.
+    ``extras`` (default none) each add files to the bundle before its manifest is written (:class:`BundleParts`;
+    the pipeline passes :data:`evergraph.kg.knowledge.bundle_trust.TRUST_FILES`: mined rules and the
+    plausibility filter). Returns ``dest``.
     """
     run_dir, dest, version = Path(run_dir), Path(dest), str(version)
     extra = dict(extra or {})
@@ -201,7 +232,7 @@ def write_bundle(
             )
     index = _snapshot_index(run_dir, snapshot, model)
     data = Path(config["data"]) if config.get("data") else None
-    facts, calibration, kg = _facts_and_calibration(
+    facts, calibration, kg, valid = _facts_and_calibration(
         run_dir=run_dir, data=data, snapshot=snapshot, metrics=metrics, model=model, vocabularies=vocabularies
     )
 
@@ -223,11 +254,15 @@ def write_bundle(
                 write_text(tmp / name, "".join(f"{key}\t{value}\n" for key, value in source_names[name].items()))
         _copy(index, tmp / INDEX)
         save_torch(tmp / FACTS, facts.facts)
-        save_torch(tmp / RETRACTED, kg.retracted_facts(snapshot).clone())  # never cited nor inferred again
+        retracted = _retracted(kg, data=data, snapshot=snapshot, sizes=sizes, vocabularies=vocabularies)
+        save_torch(tmp / RETRACTED, retracted)  # never cited nor inferred again
         save_torch(tmp / RETIRED, kg.retired_entities(snapshot).clone())  # entities whose facts were all retracted
         write_json(tmp / CALIBRATION, calibration.to_dict())
         _copy(index.with_name(index.name + ".json"), tmp / INDEX_SIDECAR)
         protocol = {key: metrics.get(key) for key in ("strategy", "model", "protocol")}
+        parts = BundleParts(directory=tmp, version=version, snapshot=snapshot, model=model, facts=facts, valid=valid)
+        for extra_files in extras:
+            extra_files(parts)
         write_json(tmp / METRICS, {**protocol, **entry})
         files = hash_files(tmp)
         manifest = {
@@ -294,6 +329,19 @@ def remove_stale_tmp(bundles: Path | str) -> list[Path]:
     return removed
 
 
+def _retracted(
+    kg: GrowingKG, *, data: Path | None, snapshot: int, sizes: dict[str, int], vocabularies: dict[str, Vocabulary]
+) -> torch.Tensor:
+    """The facts never cited nor inferred again: those retracted up to ``snapshot`` and those a person rejected in
+    the quarantine (:mod:`evergraph.kg.store.quarantine`; never learned) the bundle can name."""
+    retracted = kg.retracted_facts(snapshot)
+    if data is None:
+        return retracted.clone()
+    rejected = rejected_facts(data, upto=snapshot, entities=vocabularies[ENTITIES], relations=vocabularies[RELATIONS])
+    rejected = rejected[(rejected[:, [0, 2]] < sizes[ENTITIES]).all(1) & (rejected[:, 1] < sizes[RELATIONS])]
+    return torch.unique(torch.cat([retracted, rejected]), dim=0) if len(rejected) else retracted.clone()
+
+
 def _facts_and_calibration(
     *,
     run_dir: Path,
@@ -302,9 +350,10 @@ def _facts_and_calibration(
     metrics: dict[str, Any],
     model: KGEModel,
     vocabularies: dict[str, Vocabulary],
-) -> tuple[FactTable, Calibration, GrowingKG]:
-    """The known (training) facts of snapshots ``0..snapshot`` with the snapshot each arrived in, and the
-    confidence calibration fitted on their validation facts; the data must be what the run learned."""
+) -> tuple[FactTable, Calibration, GrowingKG, torch.Tensor]:
+    """The known (training) facts of snapshots ``0..snapshot`` with the snapshot each arrived in, the confidence
+    calibration fitted on their validation facts, the data and those validation facts; the data must be what the
+    run learned."""
     if data is None or not data.is_dir():
         raise BundleError(
             f"the data of {run_dir} ({data}) is not there; a bundle carries the known facts, so restore the "
@@ -331,7 +380,7 @@ def _facts_and_calibration(
     facts = FactTable(rows, num_entities=model.num_entities, num_relations=model.num_relations)
     valid = torch.cat([retained(kg.snapshots, index=s.index, upto=snapshot, split="valid") for s in kg.snapshots])
     calibration = fit_calibration(model=model, facts=facts, valid=valid)
-    return facts, calibration, kg
+    return facts, calibration, kg, valid
 
 
 def switch_pointer(*, pointer: Path | str, bundle: Path | str, version: str) -> None:
