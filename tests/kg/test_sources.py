@@ -93,6 +93,54 @@ def test_turtle_prefixes_and_anonymous_nodes(tmp_path: Path) -> None:
     assert blank and blank[0][1:] == ("http://e/q", "http://e/a")
 
 
+A, P, B = "<http://e/a>", "<http://r/p>", "<http://e/b>"
+NAMED = f'{A} <{LABEL}> "Ada"@en .\n'
+FAST = {  # lines the bulk path of three-IRI lines reads itself
+    "plain with duplicates": f"{A} {P} {B} .\n{B} {P} {A} .\n{A} {P} {B} .\n",
+    "blank lines, no final newline": f"\n{A} {P} {B} .\n\n\n{B} {P} {A} .",
+    "CRLF": f"{A} {P} {B} .\r\n{B} {P} {A} .\r\n",
+    "names in the middle, facts after": f'{A} {P} {B} .\n{NAMED}{B} <{NAME}> "B b" .\n{B} {P} {A} .\n',
+    "only literals": f'{NAMED}{A} <http://r/age> "3" .\n',
+    "non-ASCII IRI": f"<http://e/Zoë> {P} {B} .\n",
+}
+SLOW = {  # lines it leaves to the slower paths, which must read them exactly as before
+    "tabs": f"{A}\t{P}\t{B} .\n",
+    "two spaces": f"{A}  {P} {B} .\n",
+    "comment after a triple": f"{A} {P} {B} . # note\n",
+    "no space before the dot": f"{A} {P} {B}.\n",
+    "blank node": f"_:x {P} {B} .\n{A} {P} {B} .\n",
+    "escaped IRI": f"<http://e/\\u0041> {P} {B} .\n",
+    "an IRI object on a literal line": f'{NAMED}{A} {P} {B} . # "quoted"\n',
+    "two triples on a line": f"{A} {P} {B} . {B} {P} {A} .\n",
+    "bad lines": f"{A} {P} {B} .\nnot a triple\n{A} {P} <http://e/c>\n<http://e/a b> {P} {B} .\n",
+    "invalid UTF-8": f"{A} {P} ".encode() + b"<http://e/\xff> .\n",
+}
+
+
+@pytest.mark.parametrize("case", [*FAST, *SLOW])
+def test_ntriples_fast_paths_read_exactly_what_the_full_parser_reads(tmp_path: Path, case: str) -> None:
+    from evergraph.kg.engine.sources import rdf
+
+    text = FAST.get(case, SLOW.get(case))
+    data = text if isinstance(text, bytes) else text.encode()
+    file = tmp_path / "a.nt"
+    file.write_bytes(data)
+    strict = rdf._Collector()
+    rdf._read_with_pyoxigraph(data, turtle=False, where=str(file), collector=strict)
+    content = read_rdf(file, turtle=False)
+    if case == "invalid UTF-8":  # reported before any parser runs
+        assert [(p.line, p.reason) for p in content.problems] == [(1, "byte 36: invalid UTF-8")]
+    else:
+        assert (content.facts, content.names, content.attributes, content.duplicates, content.problems) == (
+            strict.content.facts,
+            strict.content.names,
+            strict.content.attributes,
+            strict.content.duplicates,
+            strict.content.problems,
+        )
+    assert rdf._read_iri_ntriples(data, rdf._Collector()) is (case in FAST)
+
+
 def test_tables_with_and_without_header_and_csv_quoting(tmp_path: Path) -> None:
     (tmp_path / "a.tsv").write_text("Ada\tborn in\tLondon\nAda\tborn in\tLondon\n")
     content = read_table(tmp_path / "a.tsv", delimiter="\t")
