@@ -37,6 +37,7 @@ from evergraph.registry._store import (
 from evergraph.registry.config import RegistryConfig
 from evergraph.registry.gate import GateDecision
 from evergraph.registry.manifest import verify_manifest
+from evergraph.registry.pyfunc import KNOWLEDGE_DIR
 from evergraph.registry.tracking import MODEL_DIR, PLOTS, PLOTS_DIR
 
 logger = logging.getLogger(__name__)
@@ -228,7 +229,8 @@ class ModelRegistry:
         content_hash: str,
         parent_version: str | int | None = None,
     ) -> VersionInfo:
-        """Register the ``model/`` artifacts of ``run_id`` (from :func:`log_snapshot_run`) as a new version
+        """Register ``run_id`` (from :func:`log_snapshot_run`) as a new version, its source the pyfunc model
+        ``knowledge/`` of the run (:func:`evergraph.registry.pyfunc.log_knowledge_model` logs it next),
         tagged with ``lineage``, ``snapshot``, ``content_hash`` and ``parent_version`` (default None: the
         lineage's first version). Idempotent: the existing version of ``lineage`` + ``snapshot`` is returned
         as it is; one with a different content hash raises :class:`RegistryError`.
@@ -252,7 +254,7 @@ class ModelRegistry:
             tags[TAG_PARENT] = _version_str(parent_version)
         created = self._store.client.create_model_version(
             self.name,
-            source=f"runs:/{run_id}/{MODEL_DIR}",
+            source=f"runs:/{run_id}/{KNOWLEDGE_DIR}",
             run_id=run_id,
             tags=tags,
             run_link=self.run_url(run_id),

@@ -6,7 +6,11 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from evergraph.kg.knowledge.bundle_trust import TRUST_FILES
+from evergraph.kg.store.bundle_writer import write_bundle
+from evergraph.kg.store.home import EvergraphHome
 from evergraph.registry import log_snapshot_run
+from evergraph.registry.pyfunc import log_knowledge_model
 from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, open_registry, retry_unless_final
 
 
@@ -30,7 +34,9 @@ def register_snapshot(
 ) -> dict[str, Any]:
     """Log ``snapshot``'s run (params, per-epoch metrics, dataset, weights, vocabularies, index, plots) and
     register it (completing the run ``run_id`` the train task opened when training started; default None: a new
-    run); a snapshot already registered returns its existing version. Returns ``version``, ``run_id``,
+    run); a snapshot already registered returns its existing version. The version's serving bundle is written
+    into the home (promotion then only switches the pointer to it) and logged as the version's pyfunc model
+    (``knowledge/``, the version's source), both skipped when already there. Returns ``version``, ``run_id``,
     ``run_url`` and ``plot_urls`` (for the Prefect UI)."""
     reg = open_registry(home=home, registry=registry)
     existing = reg.find_version(lineage=lineage, snapshot=snapshot)
@@ -55,6 +61,15 @@ def register_snapshot(
             parent_version=parent_version,
         ).version
         get_run_logger().info("snapshot %d registered as %s version %s", snapshot, reg.model_name, version)
+    bundle = write_bundle(
+        run_dir=run_dir,
+        snapshot=snapshot,
+        dest=EvergraphHome.resolve(home).bundle_dir(version),
+        version=version,
+        extra={"lineage": lineage},
+        extras=TRUST_FILES,  # mined rules and the plausibility filter travel with the bundle
+    )
+    log_knowledge_model(client=reg.client, run_id=run_id, bundle=bundle)
     return {
         "version": version,
         "run_id": run_id,

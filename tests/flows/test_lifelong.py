@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from evergraph.flows.lifelong import lifelong_pipeline
@@ -154,6 +160,73 @@ def test_lineage_depends_on_source_and_options(tmp_path: Path) -> None:
     assert lineage_name(source=tmp_path / "x", config=a) != lineage_name(source=tmp_path / "y", config=a)
     assert lineage_name(source=tmp_path / "x", config=a) != lineage_name(source=tmp_path / "x", config=b)
     assert lineage_name(source=tmp_path / "x", config=a).startswith("x-lkge-transe-")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow  # runs the whole pipeline
+def test_every_version_is_a_pyfunc_model_answering_from_its_bundle(
+    pipeline: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.pyfunc
+    import pandas as pd
+
+    registry = open_registry(pipeline["home"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry.tracking_uri)
+    champion = registry.champion()
+    model = mlflow.pyfunc.load_model(f"models:/{registry.model_name}@champion")
+    assert model.metadata.signature.inputs.input_names() == ["question"]
+    out = model.predict(pd.DataFrame({"question": ["Where was Alan Bohr born?", "qwxz vbnm"]}))
+    assert list(out["version"]) == [champion.version] * 2
+    known = Bundle.load(EvergraphHome.resolve(pipeline["home"]).bundle_dir(champion.version))
+    first, second = out.iloc[0], out.iloc[1]
+    assert not first["abstained"] and "[1]" in first["context"]
+    cited = json.loads(first["facts"])
+    assert cited and all(fact["head"]["label"] in known.entities.labels for fact in cited)
+    assert second["abstained"] and second["facts"] == "[]"
+    # an older version is its own model: its bundle, its snapshot
+    first_version = registry.find_version(lineage=pipeline["summary"]["lineage"], snapshot=0)
+    older = mlflow.pyfunc.load_model(f"models:/{registry.model_name}/{first_version.version}")
+    assert older.predict(pd.DataFrame({"question": ["Where was Alan Bohr born?"]}))["snapshot"].tolist() == [0]
+
+
+@pytest.mark.slow  # starts `mlflow models serve` on the champion
+def test_mlflow_models_serve_answers_with_the_champion(pipeline: dict, tmp_path: Path) -> None:
+    registry = open_registry(pipeline["home"])
+    port = _free_port()
+    scripts = Path(sys.executable).parent  # mlflow runs `uvicorn` from PATH, as in an activated environment
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri, "MLFLOW_REGISTRY_URI": registry.tracking_uri}
+    env["PATH"] = f"{scripts}{os.pathsep}{env.get('PATH', '')}"
+    mlflow_cli = scripts / "mlflow"
+    command = [str(mlflow_cli), "models", "serve", "-m", f"models:/{registry.model_name}@champion"]
+    command += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.5)
+        body = {"dataframe_records": [{"question": "Where was Alan Bohr born?"}]}
+        reply = httpx.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=60)
+        assert reply.status_code == 200, reply.text
+        rows = reply.json()["predictions"]
+        assert len(rows) == 1 and rows[0]["version"] == registry.champion().version and rows[0]["context"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
 
 
 @pytest.mark.slow  # runs the whole pipeline
