@@ -117,25 +117,37 @@ def _verify(path: Path, *, hashes: bool = True) -> dict[str, Any]:
     return manifest
 
 
-def _load_model(path: Path, *, manifest: dict[str, Any], device: torch.device | str) -> KGEModel:
-    """The bundle's model (eval mode, on ``device``) from ``weights.pt`` and the manifest."""
+def _load_model(path: Path, *, manifest: dict[str, Any], device: torch.device | str, mmap: bool = True) -> KGEModel:
+    """The bundle's model (eval mode, on ``device``) from ``weights.pt`` and the manifest.
+
+    With ``mmap`` (default) on the CPU, the tables are memory-mapped from ``weights.pt`` (``torch.load(mmap=True)``,
+    copy-on-write) and become the model's parameters as they are: no copy, no random initialisation first, and
+    processes serving the same bundle share the pages."""
+    mapped = mmap and torch.device(device).type == "cpu"
     try:
-        weights = torch.load(path / WEIGHTS, map_location=device, weights_only=True)
+        weights = torch.load(path / WEIGHTS, map_location=device, weights_only=True, mmap=mapped)
     except Exception as error:  # any unreadable file is the same problem to the user
         raise BundleError(f"{path / WEIGHTS} cannot be read ({error}); write the bundle again") from None
     if not isinstance(weights, dict) or sorted(weights) != sorted(_WEIGHT_KEYS):
         found = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
         raise BundleError(f"{path / WEIGHTS} holds {found}, not {list(_WEIGHT_KEYS)}; write the bundle again")
-    model = KGEModel(
-        interaction=manifest["interaction"],
-        num_entities=weights["entity"].shape[0],
-        num_relations=weights["relation"].shape[0] // 2,
-        dim=manifest["dim"],
-    ).to(device)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise BundleError(f"{path / WEIGHTS} does not fit the manifest ({error}); write the bundle again") from None
+    model = KGEModel(interaction=manifest["interaction"], dim=manifest["dim"]).to(device)  # empty tables
+    widths = {"entity": model.entity.shape[1], "relation": model.relation.shape[1]}
+    for key, width in widths.items():
+        table = weights[key]
+        if not isinstance(table, torch.Tensor) or table.dim() != 2 or table.shape[1] != width:
+            shape = tuple(table.shape) if isinstance(table, torch.Tensor) else type(table).__name__
+            raise BundleError(
+                f"{path / WEIGHTS}: {key} table of shape {shape} does not fit the manifest ({manifest['interaction']}, "
+                f"dim {manifest['dim']}: width {width}); write the bundle again"
+            )
+        if not table.dtype.is_floating_point:
+            raise BundleError(f"{path / WEIGHTS}: {key} table holds {table.dtype}, not floats; write the bundle again")
+    if weights["relation"].shape[0] % 2:
+        raise BundleError(f"{path / WEIGHTS}: an odd number of relation rows (each relation has an inverse)")
+    dtype = model.entity.dtype
+    model.entity = torch.nn.Parameter(weights["entity"].to(dtype))
+    model.relation = torch.nn.Parameter(weights["relation"].to(dtype))
     return model.eval()
 
 
@@ -205,19 +217,24 @@ class Bundle(BundleModel):
         device: torch.device | str = "cpu",
         verify: bool = True,
         index_config: IndexConfig | None = None,
+        mmap: bool = True,
     ) -> Bundle:
         """Load the bundle at ``path``; the model goes to ``device`` (default ``"cpu"``) in eval mode.
 
         With ``verify`` (default ``True``) every file's SHA-256 is checked against the manifest first; without
         it, only that the files exist. ``index_config`` (default: the saved one) sets ``nprobe``/``ef_search``/
-        ``use_gpu`` for searching. Any problem is a :class:`BundleError` naming the file.
+        ``use_gpu`` for searching. With ``mmap`` (default ``True``) the weights (on the CPU), the FAISS index and
+        the facts are memory-mapped from the bundle's files rather than read into memory: a server starts without
+        reading the tables and several worker processes share one copy in the page cache. The SHA-256 check reads
+        every file once regardless (``verify=False`` skips it). Any problem is a :class:`BundleError` naming the
+        file.
         """
         from evergraph.kg.errors import EntityIndexError, EvergraphError
         from evergraph.kg.store.index import EntityIndex
 
         path = Path(path)
         manifest = _verify(path, hashes=verify)
-        model = _load_model(path, manifest=manifest, device=device)
+        model = _load_model(path, manifest=manifest, device=device, mmap=mmap)
         try:
             entities = Vocabulary.load(path / ENTITIES, kind="entity")
             relations = Vocabulary.load(path / RELATIONS, kind="relation")
@@ -238,11 +255,11 @@ class Bundle(BundleModel):
                 except EvergraphError as error:
                     raise BundleError(f"{path / name} cannot be read: {error}; write the bundle again") from None
         try:
-            index = EntityIndex.load(path / INDEX, model=model, config=index_config)
+            index = EntityIndex.load(path / INDEX, model=model, config=index_config, mmap=mmap)
         except EntityIndexError as error:
             raise BundleError(f"{path / INDEX}: {error}") from None
         try:
-            rows = torch.load(path / FACTS, map_location="cpu", weights_only=True)
+            rows = torch.load(path / FACTS, map_location="cpu", weights_only=True, mmap=mmap)
             facts = FactTable(rows, num_entities=model.num_entities, num_relations=model.num_relations)
         except Exception as error:  # unreadable or inconsistent: the same problem to the user
             raise BundleError(f"{path / FACTS} cannot be used ({error}); write the bundle again") from None

@@ -416,8 +416,14 @@ class EntityIndex:
         *,
         model: KGEModel | None = None,
         config: IndexConfig | None = None,
+        mmap: bool = False,
     ) -> EntityIndex:
         """Read an index written by :meth:`save` and check it against its sidecar.
+
+        With ``mmap`` (default False) the vectors and codes are memory-mapped from the file where FAISS allows
+        it (``IO_FLAG_MMAP_IFC``: Flat, HNSW storage, IVF lists) instead of read into memory, so processes that
+        load the same file share one copy in the page cache; the file must then not be changed while in use
+        (bundles never are). Falls back to a plain read when FAISS cannot map this index type.
 
         ``config`` (default: the saved one) sets ``nprobe``/``ef_search``/``use_gpu`` for searching; its
         factory must be the saved one. With ``model``, also check the index fits it (interaction, width and
@@ -456,7 +462,7 @@ class EntityIndex:
         interaction = str(meta["interaction"])
         metric = metric_for(interaction)
         try:
-            index = faiss.read_index(str(path))
+            index = _read_index(path, mmap=mmap)
         except RuntimeError as error:  # garbage whose hash was rewritten to match: FAISS cannot parse it
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise EntityIndexError(
@@ -491,6 +497,17 @@ class EntityIndex:
             raise EntityIndexError(
                 f"the model does not match this index ({'; '.join(problems)}); rebuild it with EntityIndex.build"
             )
+
+
+def _read_index(path: Path, *, mmap: bool) -> Any:
+    """``faiss.read_index``, memory-mapped (``IO_FLAG_MMAP_IFC``) when asked and this FAISS and index allow it."""
+    flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)
+    if mmap and flag is not None:
+        try:
+            return faiss.read_index(str(path), flag)
+        except RuntimeError as error:
+            logger.info("%s cannot be memory-mapped (%s); reading it into memory", path, str(error).splitlines()[0])
+    return faiss.read_index(str(path))
 
 
 def _filled_index(array: np.ndarray, *, factory: str, metric: int) -> Any:
