@@ -93,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     from evergraph.flows.quiet import quiet_expected_errors
 
     strategy, model = engine.strategy, engine.model.name
+    kg_cli.apply_format(source, format=args.format)  # checked (and recorded in source.json) before any work
     check_before_run(source=source, strategy=strategy, model=model, config=config)  # before Prefect starts
     kg_cli.console.print(
         f"lifelong pipeline: {strategy}/{model} on {source}"
@@ -194,6 +195,7 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="the main job: the lifelong pipeline (Prefect + MLflow + FAISS) on a source")
     run.add_argument("--data", type=Path, default=None, help="snapshots dir (default: the example KG in the home)")
     run.add_argument("--home", default=None, help="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
+    kg_cli.add_format_option(run)
     kg_cli.add_engine_options(run)  # the same engine options as `evergraph train`
     run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in the home)")
     run.add_argument("--tolerance", type=float, default=None, help="allowed MRR drop on old test sets (0.05)")

@@ -60,10 +60,37 @@ def metrics_table(metrics: dict[str, Any]) -> Table:
     return table
 
 
+SOURCE_FORMATS = ("auto", "lkge", "dumps")
+"""``--format`` choices: :data:`evergraph.kg.engine.sources.FORMATS` (not imported here: the CLI starts light)."""
+
+
+def add_format_option(command: argparse.ArgumentParser) -> None:
+    """``--format`` of a command that reads a source folder (``train``, ``run``)."""
+    command.add_argument(
+        "--format",
+        choices=SOURCE_FORMATS,
+        default="auto",
+        help="how to read --data: lkge (numbered snapshot folders 0/, 1/, ...), dumps (a folder of full exports "
+        ".nt/.ttl/.tsv/.csv, diffed), or auto (default: DIR/source.json, else what the folder holds); checked "
+        "before any work and, when the folder would be read another way, recorded in DIR/source.json so that "
+        "every later run and the scheduled deployment read it the same way",
+    )
+
+
+def apply_format(data: Path, *, format: str) -> None:
+    """Check (and record, see :func:`evergraph.kg.engine.sources.pin_format`) ``--format`` before any work."""
+    from evergraph.kg.engine.sources import pin_format
+
+    recorded = pin_format(data, format=format)
+    if recorded is not None:
+        console.print(f"format {format} recorded in {recorded}", highlight=False)
+
+
 def _train(args: argparse.Namespace) -> int:
     from evergraph.kg.engine.lifelong import LifelongRun
 
     config = engine_config(args)
+    apply_format(args.data, format=args.format)
     run = LifelongRun(data=args.data, out=args.out, config=config, show_progress=not args.quiet)
     metrics = run.run(upto=args.upto)
     console.print(metrics_table(metrics))
@@ -261,8 +288,11 @@ def build_parser(*, extensions: Sequence[Callable[[argparse._SubParsersAction], 
     ex.set_defaults(func=_example)
 
     tr = sub.add_parser("train", help="learn every snapshot of a dataset (resumes an interrupted --out)")
-    tr.add_argument("--data", required=True, type=Path, help="dataset dir with 0/, 1/, ... snapshots")
+    tr.add_argument(
+        "--data", required=True, type=Path, help="dataset dir: 0/, 1/, ... snapshots, or a folder of full exports"
+    )
     tr.add_argument("--out", required=True, type=Path, help="run directory (metrics.json, checkpoints, vocab)")
+    add_format_option(tr)
     add_engine_options(tr)
     tr.add_argument("--upto", type=int, default=None, help="stop after this snapshot (default: all)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -331,6 +361,12 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
         "--max-body-bytes", type=int, default=None, help="largest request body accepted (default 65536; 413 above)"
     )
     serve.add_argument("--poll", type=float, default=1.0, help="seconds between champion checks (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes sharing the port, each following the champion (default: the CPU cores)",
+    )
     serve.add_argument("--hops", type=int, choices=[1, 2], default=None, help="guide hops, 1 or 2 (default 2)")
     serve.add_argument("--encoder", default=None, help="linking text encoder: hashing (default) | minilm")
     serve.add_argument("--relation-encoder", default=None, help="relation encoder (default auto: minilm if installed)")
@@ -429,6 +465,11 @@ def _serve(args: argparse.Namespace) -> int:
         options["chat"] = ChatConfig.from_env()
     token = _token(args.token_env)
     check_exposure(host=args.host, token=token, insecure=args.insecure)  # before loading anything
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise EvergraphError(f"--workers must be at least 1, got {workers}")
+    if workers > 1:
+        return _serve_workers(args, workers=workers, token=token)
     watcher = ChampionWatcher(args.home, poll_interval=args.poll, **options).start()
     console.print(
         f"serving model version {watcher.current().version} on http://{args.host}:{args.port} "
@@ -440,6 +481,36 @@ def _serve(args: argparse.Namespace) -> int:
         serve(watcher.current, host=args.host, port=args.port, token=token, insecure=args.insecure, **limits)
     finally:
         watcher.stop()
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, *, workers: int, token: str | None) -> int:
+    """``serve --workers N`` with N > 1: uvicorn worker processes, each loading and following the champion."""
+    from evergraph.kg.service.server import WorkerSettings, serve_workers
+    from evergraph.kg.store.bundle import read_pointer
+    from evergraph.kg.store.home import EvergraphHome
+
+    home = EvergraphHome.resolve(args.home)
+    pointer = read_pointer(home.champion_pointer)
+    if pointer is None:  # fail here, once, rather than in every worker
+        raise EvergraphError(f"no champion yet ({home.champion_pointer} does not exist): run `evergraph run` first")
+    settings = WorkerSettings(
+        home=str(home.root),
+        poll=args.poll,
+        hops=args.hops,
+        encoder=args.encoder,
+        relation_encoder=args.relation_encoder,
+        token_env=args.token_env,
+        chat=bool(load_settings().llm_base_url),
+        **({} if args.max_body_bytes is None else {"max_body_bytes": args.max_body_bytes}),
+    )
+    console.print(
+        f"serving model version {pointer['version']} on http://{args.host}:{args.port} with {workers} worker "
+        f"processes (docs at /docs{', bearer token required' if token else ''}); each follows "
+        f"{home.champion_pointer}",
+        highlight=False,
+    )
+    serve_workers(settings, workers=workers, host=args.host, port=args.port, insecure=args.insecure)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -373,3 +374,87 @@ def test_dump_diff_removing_an_unseen_fact_is_counted(tmp_path: Path) -> None:
     report = kg.snapshots[1].report
     assert report.retracted + report.unknown_removed == 1
     shutil.rmtree(root)
+
+
+# ------------------------------------------------------------------------------------------------- --format
+
+
+def mixed_folder(root: Path) -> Path:
+    """Numbered snapshot folders *and* exports: auto-detection reads it as lkge."""
+    (root / "0").mkdir(parents=True)
+    for split, rows in (("train", "a\tr\tb\nb\tr\tc\n"), ("valid", "a\tr\tc\n"), ("test", "b\tr\ta\n")):
+        (root / "0" / f"{split}.txt").write_text(rows)
+    (root / "2026-01-01.tsv").write_text(tsv(facts(200)))
+    (root / "2026-02-01.nt").write_text(nt(facts(250)))
+    return root
+
+
+def test_pin_format_records_a_format_the_folder_would_not_be_read_as(tmp_path: Path) -> None:
+    from evergraph.kg.engine.sources import SOURCE_FILE, pin_format
+
+    root = mixed_folder(tmp_path / "mixed")
+    (root / SOURCE_FILE).write_text('{"splits": {"valid": 0.1, "test": 0.1}}')
+    assert detect_format(root) == "lkge" and len(GrowingKG.load(root).snapshots) == 1
+    assert pin_format(root, format="dumps") == root / SOURCE_FILE
+    assert json.loads((root / SOURCE_FILE).read_text()) == {"format": "dumps", "splits": {"valid": 0.1, "test": 0.1}}
+    assert len(GrowingKG.load(root).snapshots) == 2  # every reader now sees the two exports
+    written = (root / SOURCE_FILE).stat().st_mtime_ns
+    assert pin_format(root, format="dumps") is None and pin_format(root, format="auto") is None
+    assert (root / SOURCE_FILE).stat().st_mtime_ns == written
+    assert pin_format(root, format="lkge") == root / SOURCE_FILE  # the last --format given wins
+    assert len(GrowingKG.load(root).snapshots) == 1
+
+
+def test_pin_format_writes_nothing_when_the_folder_already_reads_that_way(dumps: Path) -> None:
+    from evergraph.kg.engine.sources import SOURCE_FILE, pin_format
+
+    assert pin_format(dumps, format="dumps") is None and not (dumps / SOURCE_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("format", "folder", "reason"),
+    [
+        ("lkge", "dumps", "--format lkge needs snapshot folders"),
+        ("dumps", "lkge", "--format dumps needs export files"),
+        ("turtle", "dumps", "unknown format 'turtle'"),
+        ("dumps", "missing", "dataset directory not found"),
+    ],
+)
+def test_pin_format_refuses_a_folder_it_cannot_read_that_way(
+    dumps: Path, tmp_path: Path, format: str, folder: str, reason: str
+) -> None:
+    from evergraph.kg.engine.sources import SOURCE_FILE, pin_format
+
+    lkge = tmp_path / "lkge"
+    (lkge / "0").mkdir(parents=True)
+    root = {"dumps": dumps, "lkge": lkge, "missing": tmp_path / "nope"}[folder]
+    with pytest.raises(SnapshotError) as raised:
+        pin_format(root, format=format)
+    assert [(p.path, p.line) for p in raised.value.problems] == [(str(root), 0)]
+    assert reason in raised.value.problems[0].reason
+    assert not (root / SOURCE_FILE).exists()
+
+
+def test_pin_format_in_a_read_only_folder_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from evergraph.kg.engine import sources
+
+    root = mixed_folder(tmp_path / "mixed")
+
+    def read_only(*_: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(sources.os, "replace", read_only)
+    with pytest.raises(SnapshotError) as raised:
+        sources.pin_format(root, format="dumps")
+    assert raised.value.problems[0].path == str(root / sources.SOURCE_FILE)
+    assert "Read-only file system" in raised.value.problems[0].reason
+    assert '{"format": "dumps"}' in str(raised.value) and not (root / sources.SOURCE_FILE).exists()
+
+
+def test_the_cli_format_choices_are_the_source_formats() -> None:
+    from evergraph.kg.engine.sources import FORMATS
+    from evergraph.kg.service.cli import SOURCE_FORMATS
+
+    assert SOURCE_FORMATS == FORMATS

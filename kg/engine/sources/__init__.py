@@ -4,12 +4,16 @@
 - ``dumps`` (:mod:`.dumps`): a folder of full exports (N-Triples, Turtle, TSV, CSV), diffed into snapshots.
 
 An optional ``DIR/source.json`` names the kind and the split shares of a dumps folder, e.g.
-``{"format": "dumps", "splits": {"valid": 0.05, "test": 0.05}}``; a ``format`` passed in (``--format``) wins.
+``{"format": "dumps", "splits": {"valid": 0.05, "test": 0.05}}``; a ``format`` passed in wins. ``--format`` of
+``evergraph run`` / ``train`` goes through :func:`pin_format`: checked before any work, and recorded in
+``source.json`` when the folder would otherwise be read another way, so that every reader of the folder (the
+pipeline's steps, later runs, the scheduled deployment) reads it the same way.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,6 +32,7 @@ __all__ = [
     "SplitConfig",
     "detect_format",
     "open_source",
+    "pin_format",
     "split_of",
 ]
 
@@ -88,3 +93,46 @@ def open_source(path: str | Path, *, format: str = "auto") -> Source:
     if kind == "dumps":
         return DumpsSource(root, splits=config.splits)
     return LkgeSource(root)
+
+
+def pin_format(path: str | Path, *, format: str) -> Path | None:
+    """Make every reader of the folder ``path`` read it as ``format`` (``auto``, ``lkge`` or ``dumps``), checked
+    before any work: a folder that cannot be read that way is refused. When the folder already reads as
+    ``format`` (its ``source.json`` or what it holds) nothing is written; else ``format`` is recorded in its
+    ``source.json`` (the split shares there are kept) and that file is returned."""
+    root = Path(path)
+    if format not in FORMATS:
+        raise SnapshotError(
+            [Problem(str(root), 0, f"unknown format {format!r}")], hint=f"use one of {', '.join(FORMATS)}"
+        )
+    if not root.is_dir():
+        raise SnapshotError([Problem(str(root), 0, "dataset directory not found")])
+    config = _read_config(root)
+    if format == "auto":
+        return None
+    if format == "lkge" and not (root / "0").is_dir():
+        raise SnapshotError(
+            [Problem(str(root), 0, "--format lkge needs snapshot folders 0/, 1/, ... and there is no 0/")],
+            hint="use --format dumps for a folder of exports, or auto",
+        )
+    if format == "dumps" and not dump_files(root):
+        endings = ", ".join(DUMP_SUFFIXES)
+        raise SnapshotError(
+            [Problem(str(root), 0, f"--format dumps needs export files ({endings}) and there is none")],
+            hint="use --format lkge for numbered snapshot folders, or auto",
+        )
+    current = config.format if config.format != "auto" else detect_format(root)
+    if current == format:
+        return None
+    file = root / SOURCE_FILE
+    recorded = config.model_copy(update={"format": format}).model_dump(exclude_defaults=True)
+    partial = root / f".{SOURCE_FILE}.part"
+    try:
+        partial.write_text(json.dumps({"format": format, **recorded}, indent=1) + "\n", encoding="utf-8")
+        os.replace(partial, file)
+    except OSError as error:
+        raise SnapshotError(
+            [Problem(str(file), 0, f"cannot record format {format!r} for the folder: {error.strerror or error}")],
+            hint=f'write {{"format": "{format}"}} into {file} yourself, or copy the folder somewhere writable',
+        ) from None
+    return file
