@@ -204,8 +204,8 @@ def add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
         "--quarantine",
         choices=["off", "flag", "hold"],
         default="flag",
-        help="new facts the champion finds implausible: flag (default: learn everything, report suspects), off, "
-        "hold (not available yet)",
+        help="new facts the champion finds implausible: flag (default: learn everything, report suspects), hold "
+        "(keep them out of training and the known facts until `evergraph quarantine release`), off",
     )
     run.add_argument(
         "--promote-anyway",

@@ -22,13 +22,14 @@ from evergraph.kg.engine.events import events
 from evergraph.kg.engine.interactions import get_interaction
 from evergraph.kg.engine.strategies import get_strategy
 from evergraph.kg.store.bundle_writer import remove_stale_tmp
+from evergraph.kg.store.quarantine import CuratedSource
 from evergraph.tasks.artifacts import artifact_key, publish_snapshot, run_summary
 from evergraph.tasks.common import open_registry
 from evergraph.tasks.evaluate import compare_with_champion
 from evergraph.tasks.index import build_index
 from evergraph.tasks.ingest import ingest_source
 from evergraph.tasks.plan import plan_snapshots
-from evergraph.tasks.plausibility import check_snapshot_facts, log_plausibility_report
+from evergraph.tasks.plausibility import check_snapshot_facts, log_plausibility_report, quarantine_snapshot
 from evergraph.tasks.promote import promote_version
 from evergraph.tasks.register import register_snapshot
 from evergraph.tasks.train import train_snapshot
@@ -50,6 +51,15 @@ def learn_snapshot(
     checked = check_snapshot_facts(
         home=config.home, source=source, snapshot=snapshot, lineage=lineage, quarantine=config.quarantine
     )  # before learning: the champion cross-checks the new facts
+    source = quarantine_snapshot(
+        home=config.home,
+        source=source,
+        snapshot=snapshot,
+        lineage=lineage,
+        run_dir=run_dir,
+        quarantine=config.quarantine,
+        checked=checked,
+    )["source"]  # with --quarantine hold: the curated copy without the held suspects
     entry = train_snapshot(
         source=source,
         run_dir=run_dir,
@@ -133,6 +143,7 @@ def lifelong_pipeline(
     registry = config.registry.model_dump()
 
     snapshots = ingest_source(source=source)
+    snapshots = CuratedSource(home.root, lineage).planned(snapshots, source=source)  # held facts: curated hashes
     plan = plan_snapshots(home=config.home, registry=registry, lineage=lineage, source=source, snapshots=snapshots)
     todo = [p for p in plan if p["todo"] != "done"]
     if todo:

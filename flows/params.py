@@ -46,7 +46,9 @@ class PipelineConfig(BaseModel):
     quarantine: Literal["off", "flag", "hold"] = Field(
         "flag",
         description="plausibility check of each snapshot's new facts against the champion: flag (default) learns "
-        "everything and reports suspects (Prefect table + MLflow artifact), off skips it, hold is not available yet",
+        "everything and reports suspects (Prefect table + MLflow artifact), hold also keeps the suspects out of "
+        "training and out of the known facts until a person releases or rejects them (`evergraph quarantine`), "
+        "off skips the check",
     )
     torch_threads: int | None = Field(
         None, gt=0, description="torch threads of the flow's process (default: torch's choice; 1 for small graphs)"
