@@ -366,10 +366,17 @@ def main() -> None:
     parser.add_argument(
         "--parse-only", action="store_true", help="only write the ENTITY exports and time N-Triples parsing (light)"
     )
+    parser.add_argument(
+        "--lock-held",
+        action="store_true",
+        help="the caller already holds the shared lock for the whole run (`flock /tmp/evergraph-heavy.lock python "
+        "bench/retraction.py --lock-held`): no lock is taken per phase",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)  # two threads on two shared, oversubscribed cores spin far more than they compute
     global WORK, USE_LOCK
+    USE_LOCK = not args.lock_held
     if args.data == "example":
         from evergraph.kg.engine.example import write_example_dataset
 
