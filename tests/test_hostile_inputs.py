@@ -436,3 +436,17 @@ def test_writing_a_bundle_cleans_a_killed_writers_tmp(knowledge_run: Path, tmp_p
     write_bundle(run_dir=knowledge_run, snapshot=0, dest=bundles / "v1", version="1")
     assert not stale.exists()
     assert sorted(p.name for p in bundles.iterdir()) == ["v1"]
+
+
+def test_a_damaged_quarantine_file_is_one_clean_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evergraph.kg.service.cli import main
+
+    facts = tmp_path / "home" / "quarantine" / "facts.json"
+    facts.parent.mkdir(parents=True)
+    facts.write_bytes(b'{"format": 1, "facts": [\x00')
+    for argv in (["list"], ["release", "1"], ["reject", "--all"]):
+        assert main(["quarantine", *argv, "--home", str(tmp_path / "home")]) == 2
+        out = capsys.readouterr().out
+        assert out.startswith("error:") and "facts.json is not valid JSON" in out and "Traceback" not in out
