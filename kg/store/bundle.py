@@ -18,6 +18,9 @@ Bundle layout (written by :func:`evergraph.kg.store.bundle_writer.write_bundle`)
     BUNDLE/retracted.pt          facts retracted up to snapshot N, ``LongTensor[n, 3]``: never cited, never inferred
     BUNDLE/retired.pt            entity ids whose facts were all retracted: not linked, predicted or similar
     BUNDLE/metrics.json          the snapshot's entry of the run's metrics.json (+ strategy, model, protocol)
+    BUNDLE/rules.json            optional: rules mined from the known facts (:mod:`evergraph.kg.knowledge.rules`)
+    BUNDLE/plausibility.json     optional: the plausibility filter (:mod:`evergraph.kg.knowledge.plausibility`);
+                                 both written by ``write_bundle(extras=TRUST_FILES)``, as the pipeline does
     BUNDLE/manifest.json         format, version, snapshot, interaction, dim, sizes, content_hash, created, extra,
                                  and the SHA-256 of every other file; written last
 
