@@ -112,6 +112,14 @@ def _run(args: argparse.Namespace) -> int:
             f"served from {home.champion_pointer}"
         )
     kg_cli.console.print(f"MLflow store: {home.tracking_uri}  (browse it with `evergraph up`)")
+    from evergraph.kg.store.quarantine import QuarantineStore
+
+    held = sum(fact.status == "held" for fact in QuarantineStore(home.root).facts())
+    if held:
+        kg_cli.console.print(
+            f"{held} new fact(s) wait in quarantine, not learned: `evergraph quarantine list --home {home.root}`",
+            highlight=False,
+        )
     return 0
 
 

@@ -91,3 +91,23 @@ def test_trigger_creates_a_run_of_the_deployment(
     run = next(r for r in runs if r.deployment_id == deployment_id)
     assert run.parameters["source"] == str((home.root / "example-data").resolve())
     assert run.parameters["config"] == {"dim": 64, "home": str(home.root)}
+
+
+def test_run_says_how_many_facts_wait_in_quarantine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import evergraph.flows.lifelong as lifelong
+    import evergraph.flows.preflight as preflight
+    from evergraph.kg.store.quarantine import HeldFact, QuarantineStore
+
+    home = tmp_path / "home"
+    with QuarantineStore(home).locked() as facts:
+        facts.append(
+            HeldFact(id=1, lineage="l", snapshot=1, split="train", head="a", relation="r", tail="b",
+                     probability=0.1, reason="low", champion="1", held="now")
+        )  # fmt: skip
+    summary = {"lineage": "l", "created": [], "unchanged": [0, 1], "champion": None, "champion_snapshot": None}
+    monkeypatch.setattr(preflight, "check_before_run", lambda **kwargs: None)
+    monkeypatch.setattr(lifelong, "lifelong_pipeline", lambda **kwargs: summary)
+    assert main(["run", "--data", str(tmp_path), "--home", str(home), "--quarantine", "hold", "--quiet"]) == 0
+    assert "1 new fact(s) wait in quarantine" in capsys.readouterr().out
