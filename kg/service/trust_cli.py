@@ -28,7 +28,8 @@ def add_trust_commands(sub: argparse._SubParsersAction) -> None:
         "--data",
         type=Path,
         default=None,
-        help="the source the champion learned: fits its plausibility filter when the home has none yet",
+        help="the source the champion learned: fits its plausibility filter when neither its bundle (written by "
+        "the pipeline) nor the home holds one yet",
     )
     check.add_argument("--json", action="store_true", help="a JSON list, one object per input fact, in input order")
     check.set_defaults(func=_check)
