@@ -315,7 +315,8 @@ class CuratedSource:
         the check (report rows: ``head``, ``relation``, ``tail``, ``probability``, ``reason``). Writing the same
         snapshot again (a resumed run) returns what was recorded."""
         record = self.record()
-        raw_hashes = [self._raw_hash(item) for item in items]
+        needed = [i for i in range(snapshot + 1) if i == snapshot or str(i) not in record]  # others: not read again
+        raw_hashes = {i: self._raw_hash(items[i]) for i in needed}
         done = record.get(str(snapshot))
         if done is not None:
             if done["raw_hash"] != raw_hashes[snapshot]:
