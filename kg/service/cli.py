@@ -361,6 +361,12 @@ def _add_knowledge_commands(sub: argparse._SubParsersAction) -> None:
         "--max-body-bytes", type=int, default=None, help="largest request body accepted (default 65536; 413 above)"
     )
     serve.add_argument("--poll", type=float, default=1.0, help="seconds between champion checks (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes sharing the port, each following the champion (default: the CPU cores)",
+    )
     serve.add_argument("--hops", type=int, choices=[1, 2], default=None, help="guide hops, 1 or 2 (default 2)")
     serve.add_argument("--encoder", default=None, help="linking text encoder: hashing (default) | minilm")
     serve.add_argument("--relation-encoder", default=None, help="relation encoder (default auto: minilm if installed)")
@@ -459,6 +465,11 @@ def _serve(args: argparse.Namespace) -> int:
         options["chat"] = ChatConfig.from_env()
     token = _token(args.token_env)
     check_exposure(host=args.host, token=token, insecure=args.insecure)  # before loading anything
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise EvergraphError(f"--workers must be at least 1, got {workers}")
+    if workers > 1:
+        return _serve_workers(args, workers=workers, token=token)
     watcher = ChampionWatcher(args.home, poll_interval=args.poll, **options).start()
     console.print(
         f"serving model version {watcher.current().version} on http://{args.host}:{args.port} "
@@ -470,6 +481,36 @@ def _serve(args: argparse.Namespace) -> int:
         serve(watcher.current, host=args.host, port=args.port, token=token, insecure=args.insecure, **limits)
     finally:
         watcher.stop()
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, *, workers: int, token: str | None) -> int:
+    """``serve --workers N`` with N > 1: uvicorn worker processes, each loading and following the champion."""
+    from evergraph.kg.service.server import WorkerSettings, serve_workers
+    from evergraph.kg.store.bundle import read_pointer
+    from evergraph.kg.store.home import EvergraphHome
+
+    home = EvergraphHome.resolve(args.home)
+    pointer = read_pointer(home.champion_pointer)
+    if pointer is None:  # fail here, once, rather than in every worker
+        raise EvergraphError(f"no champion yet ({home.champion_pointer} does not exist): run `evergraph run` first")
+    settings = WorkerSettings(
+        home=str(home.root),
+        poll=args.poll,
+        hops=args.hops,
+        encoder=args.encoder,
+        relation_encoder=args.relation_encoder,
+        token_env=args.token_env,
+        chat=bool(load_settings().llm_base_url),
+        **({} if args.max_body_bytes is None else {"max_body_bytes": args.max_body_bytes}),
+    )
+    console.print(
+        f"serving model version {pointer['version']} on http://{args.host}:{args.port} with {workers} worker "
+        f"processes (docs at /docs{', bearer token required' if token else ''}); each follows "
+        f"{home.champion_pointer}",
+        highlight=False,
+    )
+    serve_workers(settings, workers=workers, host=args.host, port=args.port, insecure=args.insecure)
     return 0
 
 

@@ -18,18 +18,25 @@ other error is a bug: 500, its traceback logged.
 ``/ask`` without an LLM configured is 503, an LLM failure 502. The champion is followed by a
 :class:`evergraph.kg.service.serving.ChampionWatcher`: a new champion is loaded beside the old one and swapped in
 atomically.
+
+With several workers (:func:`serve_workers`, ``evergraph serve --workers N``) uvicorn runs N processes accepting on
+one port; each builds its app with :func:`worker_app` from :class:`WorkerSettings` (passed in the environment, the
+token only by the name of its variable) and follows the champion itself, with the same token guard and body cap.
+Bundles are memory-mapped (:meth:`evergraph.kg.store.bundle.Bundle.load`), so the workers share one copy of the
+weights and the index in the page cache.
 """
 
 import logging
+import os
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evergraph.kg.errors import InvalidQueryError, LLMNotConfiguredError, QuestionTooLongError
+from evergraph.kg.errors import EvergraphError, InvalidQueryError, LLMNotConfiguredError, QuestionTooLongError
 from evergraph.kg.knowledge.explain_schemas import ExplainResult
 from evergraph.kg.knowledge.knowledge import MAX_K, Knowledge
 from evergraph.kg.knowledge.linking import MAX_QUESTION_CHARS
@@ -46,7 +53,10 @@ from evergraph.kg.service.guard import MAX_BODY_BYTES, RequestGuard, check_expos
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QuestionRequest", "create_app", "serve"]
+__all__ = ["QuestionRequest", "WorkerSettings", "create_app", "serve", "serve_workers", "worker_app"]
+
+WORKER_SETTINGS_ENV = "EVERGRAPH_SERVE_WORKER"
+"""The environment variable :func:`serve_workers` hands :class:`WorkerSettings` to the worker processes in."""
 
 
 class QuestionRequest(BaseModel):
@@ -214,3 +224,87 @@ def serve(
     check_exposure(host=host, token=token, insecure=insecure)
     app = create_app(current, token=token, max_body_bytes=max_body_bytes)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+class WorkerSettings(BaseModel):
+    """What every worker process of ``evergraph serve --workers N`` needs to build its app (JSON in the
+    environment). The bearer token itself is not in it: only ``token_env``, the name of the variable holding it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    home: str | None = Field(None, description="Evergraph home (default $EVERGRAPH_HOME or ./.evergraph)")
+    poll: float = Field(1.0, gt=0, description="seconds between champion checks")
+    hops: int | None = Field(None, ge=1, le=2, description="guide hops (default the guide's)")
+    encoder: str | None = Field(None, description="linking text encoder (default hashing)")
+    relation_encoder: str | None = Field(None, description="relation encoder (default auto)")
+    token_env: str | None = Field(None, description="environment variable holding the bearer token")
+    max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0, description="largest request body accepted (413 above)")
+    chat: bool = Field(False, description="answer /ask with the LLM configured in the environment")
+
+    def knowledge_options(self) -> dict[str, Any]:
+        """The :class:`Knowledge` options these settings name (guide hops, encoders, LLM client)."""
+        from evergraph.kg.knowledge.guide import GuideConfig
+
+        options: dict[str, Any] = {}
+        if self.hops is not None:
+            options["guide_config"] = GuideConfig(hops=self.hops)
+        if self.encoder is not None:
+            options["encoder"] = self.encoder
+        if self.relation_encoder is not None:
+            options["relation_encoder"] = self.relation_encoder
+        if self.chat:
+            from evergraph.kg.knowledge.llm import ChatConfig
+
+            options["chat"] = ChatConfig.from_env()
+        return options
+
+    def token(self) -> str | None:
+        """The bearer token from :attr:`token_env` (``None`` without one); an unset or empty variable is an error."""
+        if self.token_env is None:
+            return None
+        token = os.environ.get(self.token_env, "")
+        if not token:
+            raise EvergraphError(f"the token variable {self.token_env} is unset or empty; set it or drop --token-env")
+        return token
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (a uvicorn app factory): :class:`WorkerSettings` from the environment variable
+    :data:`WORKER_SETTINGS_ENV`, a champion watcher of its own, the token guard and the body cap."""
+    from evergraph.kg.service.serving import ChampionWatcher
+
+    raw = os.environ.get(WORKER_SETTINGS_ENV)
+    if raw is None:
+        raise EvergraphError(
+            f"{WORKER_SETTINGS_ENV} is not set: worker_app is started by `evergraph serve --workers N`, not directly"
+        )
+    try:
+        settings = WorkerSettings.model_validate_json(raw)
+    except ValidationError as error:
+        raise EvergraphError(f"{WORKER_SETTINGS_ENV} does not hold worker settings ({error})") from None
+    token = settings.token()
+    watcher = ChampionWatcher(settings.home, poll_interval=settings.poll, **settings.knowledge_options()).start()
+    logger.info("worker %d serving model version %s", os.getpid(), watcher.current().version)
+    app = create_app(watcher.current, token=token, max_body_bytes=settings.max_body_bytes)
+    app.state.watcher = watcher
+    return app
+
+
+def serve_workers(
+    settings: WorkerSettings,
+    *,
+    workers: int,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    insecure: bool = False,
+) -> None:
+    """Run ``workers`` (>= 2) uvicorn worker processes on one ``host``:``port`` until interrupted, each answering
+    from its own :func:`worker_app`. A non-loopback ``host`` without a token is refused unless ``insecure``."""
+    import uvicorn
+
+    if workers < 2:
+        raise EvergraphError(f"serve_workers needs at least 2 workers, got {workers}; use serve for one process")
+    check_exposure(host=host, token=settings.token(), insecure=insecure)
+    os.environ[WORKER_SETTINGS_ENV] = settings.model_dump_json()
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, host=host, port=port, log_level=log_level)
