@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import platform
@@ -309,6 +310,20 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
     )
     overhead = pipeline - startup - engine
     share = overhead / engine
+    # the two runs should train the same epochs, but on a multi-threaded CPU their floats can drift apart from the
+    # second snapshot on (see RESULTS.md) and early stopping then picks other epochs: the training time the
+    # pipeline's engine spent beyond the bare engine's is engine work, not orchestration
+    trained = {
+        name: sum(float(e.get("train_seconds", 0.0)) for e in json.loads(path.read_text())["snapshots"])
+        for name, path in (("engine", work / "engine" / "metrics.json"),
+                           ("pipeline", next((home / "runs").glob("*/metrics.json"))))
+    }  # fmt: skip
+    epochs = {
+        name: [int(e["epochs"]) for e in json.loads(path.read_text())["snapshots"]]
+        for name, path in (("engine", work / "engine" / "metrics.json"),
+                           ("pipeline", next((home / "runs").glob("*/metrics.json"))))
+    }  # fmt: skip
+    adjusted = overhead - (trained["pipeline"] - trained["engine"])
     snapshots = len([p for p in data.iterdir() if p.is_dir() and p.name.isdigit()])
     lines = [
         "## Orchestration overhead (`bench/pipeline.py --sections orchestration`)",
@@ -325,10 +340,15 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
                 ["pipeline (`evergraph run`: flows, MLflow, FAISS, bundles, gate)", f"{pipeline:.1f}"],
                 ["pipeline again (nothing new to do)", f"{rerun:.1f}"],
                 ["overhead = pipeline - start-up - engine", f"{overhead:.1f} ({100 * share:.0f}% of the engine)"],
+                ["training s (bare engine / pipeline's)", f"{trained['engine']:.1f} / {trained['pipeline']:.1f}"],
+                ["epochs per snapshot (bare engine / pipeline's)", f"{epochs['engine']} / {epochs['pipeline']}"],
+                ["overhead less the pipeline's extra training", f"{adjusted:.1f} ({100 * adjusted / engine:.0f}%)"],
             ],
         ),
         "",
-        f"Goal: overhead < 10% of the engine plus Prefect's start-up: **{'met' if share < 0.10 else 'not met'}**. "
+        f"Goal: overhead < 10% of the engine plus Prefect's start-up: **{'met' if share < 0.10 else 'not met'}** "
+        f"(**{'met' if adjusted / engine < 0.10 else 'not met'}** once the training time of epochs the bare engine "
+        "did not train is counted as engine work). "
         "The overhead is per snapshot (about "
         f"{overhead / max(snapshots, 1):.1f} s: MLflow run and version, artifacts, index build, bundle, gate "
         "evaluation, Prefect task and artifact calls), so its share shrinks as training per snapshot grows.",

@@ -208,7 +208,7 @@ def test_mlflow_models_serve_answers_with_the_champion(pipeline: dict, tmp_path:
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # loading the model imports torch, FAISS and the encoder
         while True:
             assert server.poll() is None, (tmp_path / "serve.log").read_text()
             try:
