@@ -89,7 +89,15 @@ class UnlearningConfig(_Config):
     """Unlearning retracted facts (:mod:`evergraph.kg.engine.unlearning`), run when a snapshot retracts facts."""
 
     enabled: bool = Field(True, description="unlearn retracted facts (False: only stop training on them)")
-    steps: int = Field(100, gt=0, description="full-batch Adam steps of the unlearning phase")
+    steps: int = Field(100, gt=0, description="at most this many full-batch Adam steps in the unlearning phase")
+    stop_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="stop the phase once at most this share of the retracted facts is still closer than its target "
+        "distance, or once that loss stops improving (0: always run every step); on the example graph it stops "
+        "after ~20 of the 100 steps",
+    )
     lr: float = Field(1e-2, gt=0, description="Adam learning rate of the unlearning phase")
     retain_samples: int = Field(
         5000,

@@ -208,6 +208,7 @@ class LKGE(Strategy):
             retain_samples=cfg.retain_samples,
             negatives=cfg.negatives,
             generator=ctx.generator,
+            stop_share=cfg.stop_share,
         )
         ctx.info["unlearning"] = outcome.to_dict()
         with torch.no_grad():
