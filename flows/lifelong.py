@@ -150,7 +150,8 @@ def lifelong_pipeline(
         events.info("%s: %d snapshot(s), %d to learn", source, len(plan), len(todo))
     else:
         events.info("all %d snapshot(s) of %s are already registered: nothing new to do", len(plan), source)
-    subflow = learn_snapshot.with_options(task_runner=make_task_runner(config.task_runner, config.max_workers))
+    runner = make_task_runner(config.task_runner, config.max_workers, address=config.task_runner_address)
+    subflow = learn_snapshot.with_options(task_runner=runner)
     results: dict[int, dict[str, Any]] = {}
     parent: str | None = None
     for step in plan:

@@ -42,7 +42,14 @@ class PipelineConfig(BaseModel):
     task_runner: TaskRunnerName = Field(
         "threads", description="threads (one machine) | dask | ray (need prefect-dask / prefect-ray)"
     )
-    max_workers: int = Field(4, gt=0, description="threads of the thread-pool task runner")
+    max_workers: int = Field(
+        4, gt=0, description="threads of the thread-pool task runner (dask without an address: local worker processes)"
+    )
+    task_runner_address: str | None = Field(
+        None,
+        description="the cluster the dask / ray runner submits to (tcp://scheduler:8786, ray://head:10001); default "
+        "none: a local cluster",
+    )
     quarantine: Literal["off", "flag", "hold"] = Field(
         "flag",
         description="plausibility check of each snapshot's new facts against the champion: flag (default) learns "
