@@ -26,6 +26,7 @@ import torch
 
 from evergraph.kg.engine.atomic import save_torch, write_json
 from evergraph.kg.engine.config import RunConfig
+from evergraph.kg.engine.distributed import init_from_env
 from evergraph.kg.engine.evaluation import PROTOCOLS, evaluate_split, evaluate_stream
 from evergraph.kg.engine.events import events
 from evergraph.kg.engine.ingest import GrowingKG, load_shared
@@ -112,6 +113,9 @@ class LifelongRun:
         get_interaction(cfg.model.name)
         PROTOCOLS[cfg.protocol]
         kg = load_shared(self.data, upto=upto)  # validates everything before anything is written
+        group, device = init_from_env(resolve_device(cfg.train.device))  # a torchrun job: data parallel
+        if group is not None and not group.is_main:  # rank 0 writes OUT; the others keep their own checkpoints
+            self.paths = RunPaths(self.paths.rank_dir(group.rank))
         self.paths.out.mkdir(parents=True, exist_ok=True)
         _check_config(self.paths, cfg, self.data)
         metrics = self._metrics()
@@ -125,7 +129,6 @@ class LifelongRun:
                     )
         _check_vocab(self.paths, kg)
 
-        device = resolve_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
         generator = torch.Generator().manual_seed(cfg.train.seed)
         model: KGEModel | None = None

@@ -8,6 +8,7 @@ One place for the file layout of ``OUT`` (see :mod:`evergraph.kg.engine.lifelong
     OUT/checkpoints/snapshot-N.pt   model + strategy state after snapshot N (``weights_only`` loadable)
     OUT/checkpoints/in-progress.pt  periodic checkpoint inside the snapshot being trained
     OUT/metrics.json                one entry per finished snapshot
+    OUT/ranks/<r>/...               the same layout, kept by process r > 0 of a torchrun job (rank 0 writes OUT)
 
 Light on purpose: reading a finished run (bundles, the registry, the gate) imports this and the model, never
 the training stack.
@@ -61,6 +62,11 @@ class RunPaths:
 
     def snapshot_checkpoint(self, index: int) -> Path:
         return self.checkpoints / f"snapshot-{index}.pt"
+
+    def rank_dir(self, rank: int) -> Path:
+        """The run directory process ``rank`` (> 0) of a ``torchrun`` job keeps
+        (:mod:`evergraph.kg.engine.distributed`)."""
+        return self.out / "ranks" / str(rank)
 
     @property
     def in_progress(self) -> Path:

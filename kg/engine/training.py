@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from evergraph.kg.engine.config import TrainConfig
+from evergraph.kg.engine.distributed import average_gradients, current_group, shard, sum_over_processes
 from evergraph.kg.engine.model import KGEModel, doubled_triples
 from evergraph.kg.engine.strategies import SnapshotContext, Strategy
 
@@ -145,6 +146,9 @@ def train_snapshot(
         logger.info("snapshot %d: resuming at epoch %d", ctx.index, start_epoch)
 
     started = time.perf_counter() - spent
+    group = current_group()  # None: this process trains alone
+    world = 1 if group is None else group.world_size
+    parameters = list(model.parameters())
     n, k = triples.shape[0], config.num_negatives
     bs = max(1, min(config.batch_size, -(-n // config.min_batches)))
     # No ETA and no bar against max_epochs: early stopping ends most snapshots long before it. The bar pulses;
@@ -186,18 +190,30 @@ def train_snapshot(
             for start in range(0, n, bs):
                 batch = triples[order[start : start + bs]]
                 negatives = torch.randint(num_entities, (batch.shape[0], k), generator=ctx.generator).to(device)
-                loss = link_prediction_loss(
-                    model, batch, negatives, margin=config.margin, temperature=config.adversarial_temperature
-                )
-                extra = strategy.extra_loss(model, batch, ctx)
+                # in a job of several processes each takes a share of the rows, weighted so that the average
+                # over the processes is the whole batch's mean (kg.engine.distributed)
+                share = shard(batch, group)
+                if share.shape[0] > 0:
+                    loss = link_prediction_loss(
+                        model,
+                        share,
+                        shard(negatives, group),
+                        margin=config.margin,
+                        temperature=config.adversarial_temperature,
+                    ) * (share.shape[0] * world / batch.shape[0])
+                else:
+                    loss = torch.zeros((), device=device, requires_grad=True)
+                extra = strategy.extra_loss(model, batch, ctx)  # the whole batch, on every process alike
                 if extra is not None:
                     loss = loss + extra
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                average_gradients(parameters, group)
                 strategy.add_gradients(model)
                 optimizer.step()
                 total += float(loss.detach()) * batch.shape[0]
             epoch += 1
+            total = sum_over_processes(total, group, device=device) / world
             record: dict[str, float] = {"epoch": epoch, "loss": total / max(n, 1)}
             stop = False
             if epoch % config.eval_every == 0 or epoch == config.max_epochs:

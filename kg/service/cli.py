@@ -87,12 +87,23 @@ def apply_format(data: Path, *, format: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from evergraph.kg.engine.distributed import current_group, shutdown
     from evergraph.kg.engine.lifelong import LifelongRun
 
     config = engine_config(args)
-    apply_format(args.data, format=args.format)
-    run = LifelongRun(data=args.data, out=args.out, config=config, show_progress=not args.quiet)
-    metrics = run.run(upto=args.upto)
+    follower = int(os.environ.get("RANK", "0")) > 0  # a torchrun job's other processes: rank 0 reports
+    if follower:
+        logging.getLogger("evergraph").setLevel(logging.WARNING)
+    else:
+        apply_format(args.data, format=args.format)
+    run = LifelongRun(data=args.data, out=args.out, config=config, show_progress=not (args.quiet or follower))
+    try:
+        metrics = run.run(upto=args.upto)
+    finally:
+        group = current_group()
+        shutdown()
+    if group is not None and not group.is_main:
+        return 0
     console.print(metrics_table(metrics))
     console.print(f"metrics written to {run.paths.metrics}")
     return 0
