@@ -49,3 +49,20 @@ def test_two_processes_learn_what_one_process_learns(example_data: Path, tmp_pat
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     single = torch.load(tmp_path / "one" / "checkpoints" / "snapshot-1.pt", weights_only=True)["model"]
     assert torch.allclose(rank0["entity"], single["entity"], atol=1e-3)
+
+
+ENTITY = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lkge" / "ENTITY"
+
+
+@pytest.mark.slow  # two trainings on ENTITY's first snapshot (reduced: dim 64, at most 20 epochs)
+def test_two_processes_reach_the_entity_snapshot_0_mrr_of_one(tmp_path: Path) -> None:
+    if not (ENTITY / "0" / "train.txt").is_file():
+        pytest.skip(f"the LKGE benchmark data is not at {ENTITY} (../shared/data/lkge/ENTITY)")
+    options = ["--strategy", "lkge", "--model", "transe", "--dim", "64", "--max-epochs", "20", "--eval-every", "5"]
+    options += ["--seed", "0", "--device", "cpu", "--quiet", "--upto", "0", "--data", str(ENTITY)]
+    cli = [sys.executable, "-m", "evergraph.kg.service.cli", "train", *options]
+    one = _train([*cli, "--out", str(tmp_path / "one")], tmp_path / "one")["snapshots"][0]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    job = [*torchrun, "-m", "evergraph.kg.service.cli", "train", *options, "--out", str(tmp_path / "two")]
+    two = _train(job, tmp_path / "two")["snapshots"][0]
+    assert abs(two["stream"]["mrr"] - one["stream"]["mrr"]) < 0.01, (one["stream"], two["stream"])
