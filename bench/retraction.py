@@ -345,6 +345,107 @@ def rdflib_speed(file: Path) -> dict[str, float]:
     }
 
 
+# ------------------------------------------------------------------------------------------------------- cost
+
+RETRAIN_EPOCHS = {2: 40, 3: 30, 4: 25}
+"""Epochs ``retrain`` trained ENTITY snapshots 2-4 for in the lifelong bench (early stopping; the ``retrain`` row of
+the ENTITY table above): what one timed epoch is multiplied by when the full run cannot be made."""
+
+
+def cost_only(stream: Path, *, dims: tuple[int, ...]) -> None:
+    """The unlearning step alone on the ENTITY stream (the strategy's whole ``_unlearn``) against one epoch of
+    ``retrain`` on the same snapshot (best of 2 each, timed alternately), per snapshot
+    2-4 and per model width. Light: no full training. With every one of its steps (no early stop) the step's time
+    does not depend on the weights (fixed steps over the retracted facts and a capped sample of neighbours), so a
+    freshly initialised model of the width of snapshot ``k - 1`` is used: an upper bound of the step's cost."""
+    from evergraph.kg.engine.model import doubled_triples
+    from evergraph.kg.engine.strategies import SnapshotContext, get_strategy
+    from evergraph.kg.engine.training import link_prediction_loss, make_optimizer
+
+    kg = GrowingKG.load(stream)
+    load = os.getloadavg()[0]
+    table: dict[str, Any] = {}
+    for dim in dims:
+        for k in (2, 3, 4):
+            cfg = config("lkge", dim=dim, max_epochs=1)
+            cfg.lkge.unlearning.stop_share = 0.0  # every step: a fresh model would stop at once (not representative)
+            generator = torch.Generator().manual_seed(0)
+            before = SnapshotContext(kg=kg, index=k - 1, device=torch.device("cpu"), generator=generator)
+            unlearn_s = epoch_s = float("inf")
+            details: dict[str, Any] = {}
+            retrain = config("retrain", dim=dim, max_epochs=1)
+            triples = doubled_triples(kg.train_facts(k))
+            size, train = retrain.train.batch_size, retrain.train
+            for _ in range(2):  # alternately, so that both see the same load; the best of each
+                strategy = get_strategy(cfg)
+                model = strategy.new_model(before)
+                ctx = SnapshotContext(kg=kg, index=k, device=torch.device("cpu"), generator=generator)
+                started = time.perf_counter()
+                strategy._unlearn(model, ctx)
+                unlearn_s = min(unlearn_s, time.perf_counter() - started)
+                details = ctx.info["unlearning"]
+                ctx = SnapshotContext(kg=kg, index=k, device=torch.device("cpu"), generator=generator)
+                model = get_strategy(retrain).new_model(ctx)
+                optimizer = make_optimizer(model, train.lr)
+                order = torch.randperm(len(triples), generator=generator)
+                started = time.perf_counter()
+                for b in range(0, len(triples), size):
+                    batch = triples[order[b : b + size]]
+                    negatives = torch.randint(model.num_entities, (len(batch), train.num_negatives))
+                    loss = link_prediction_loss(
+                        model, batch, negatives, margin=train.margin, temperature=train.adversarial_temperature
+                    )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                epoch_s = min(epoch_s, time.perf_counter() - started)
+            estimate = epoch_s * RETRAIN_EPOCHS[k]
+            table[f"{dim}/{k}"] = {
+                "dim": dim,
+                "snapshot": k,
+                "unlearning s": round(unlearn_s, 2),
+                "retrain epoch s": round(epoch_s, 2),
+                "unlearning in retrain epochs": round(unlearn_s / epoch_s, 3),
+                "retrain s (estimate)": round(estimate, 1),
+                "share": unlearn_s / estimate,
+                "forgotten": details.get("forgotten"),
+                "retained_sampled": details.get("retained_sampled"),
+                "train facts": len(kg.train_facts(k)),
+            }
+            logger.info("cost %s", table[f"{dim}/{k}"])
+    load = max(load, os.getloadavg()[0])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    defaults = UnlearningConfig()
+    lines = [
+        "## Unlearning cost on ENTITY (`bench/retraction.py --cost-only`)",
+        "",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit.strip()}; machine: 2-core CPU shared"
+        f" with other jobs (1-minute load average up to {load:.1f}), 1 thread, torch {torch.__version__}",
+        "- **estimate, not the acceptance run**: the full ENTITY protocol could not get the shared heavy-job lock this"
+        " session. The unlearning step (the LKGE strategy's whole `_unlearn`: picking the retracted facts it trained"
+        " on, targets, neighbours, and the optimisation) is timed alone on the ENTITY retraction stream;"
+        " `retrain`'s epoch on the same snapshot (all retained train facts + inverses, batch"
+        f" {TrainConfig().batch_size}, {TrainConfig().num_negatives} negatives) is timed whole; best of 2 each,"
+        " timed alternately; retrain's time is that epoch times the epochs `retrain` needed on ENTITY in the"
+        f" lifelong bench ({RETRAIN_EPOCHS}, dim 200, early stopping)",
+        f"- unlearning settings: all {defaults.steps} steps (the default early stop, `stop_share`"
+        f" {defaults.stop_share}, is switched off here: a freshly initialised model is no guide to when a trained one"
+        " stops; trained models on the example graph stop after 14-18 steps), at most"
+        f" {defaults.retain_samples} retained neighbour facts (+ {defaults.negatives} corrupted copies each), TransE",
+        "",
+        "| dim | snapshot | train facts | retracted facts unlearned | neighbours kept | unlearning s, 100 steps"
+        " | retrain epoch s | unlearning in retrain epochs | retrain s (estimate) | share (bar 5%) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *[
+            f"| {r['dim']} | {r['snapshot']} | {r['train facts']} | {r['forgotten']} | {r['retained_sampled']} "
+            f"| {r['unlearning s']} | {r['retrain epoch s']} | {r['unlearning in retrain epochs']} "
+            f"| {r['retrain s (estimate)']} | {r['share']:.1%} |"
+            for r in table.values()
+        ],
+    ]
+    write_section("retraction-cost", "\n".join(lines))
+
+
 # ------------------------------------------------------------------------------------------------------ main
 
 
@@ -365,6 +466,11 @@ def main() -> None:
     parser.add_argument("--forget-entities", type=int, default=50, help="entities whose facts are all retracted")
     parser.add_argument(
         "--parse-only", action="store_true", help="only write the ENTITY exports and time N-Triples parsing (light)"
+    )
+    parser.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="only time the unlearning step against one retrain epoch per snapshot on ENTITY (light)",
     )
     parser.add_argument(
         "--lock-held",
@@ -409,6 +515,9 @@ def main() -> None:
 
     if args.parse_only:
         parse_only(stream)
+        return
+    if args.cost_only:
+        cost_only(stream, dims=(32, args.dim))
         return
     dim, epochs = args.dim, args.max_epochs
     shared = WORK / "lkge-0-1"
