@@ -3,11 +3,14 @@ for the promotion gate."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from prefect import get_run_logger, task
 
 from evergraph.kg.engine.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
+from evergraph.kg.engine.config import EvaluationConfig
+from evergraph.kg.engine.evaluation import ranking_label
 from evergraph.kg.engine.ingest import load_shared
 from evergraph.kg.engine.run_files import RunPaths, load_model_checkpoint
 from evergraph.kg.errors import BundleError
@@ -63,12 +66,21 @@ def compare_with_champion(
         logger.warning("the gate cannot compare: %s", reason)
         return {"cannot_compare": reason, "champion_version": champion.version}
     kg = load_shared(source, upto=snapshot)
-    result = compare_on_new_test_set(new=new, champion=champion.model, kg=kg, snapshot=snapshot)
+    # above the run's size threshold, both versions are ranked against the same fixed candidate samples
+    stored = json.loads(RunPaths(run_dir).config.read_text()).get("evaluation", {})
+    sample = EvaluationConfig.model_validate(stored).sample_for(champion.model.num_entities)
+    result = compare_on_new_test_set(new=new, champion=champion.model, kg=kg, snapshot=snapshot, sample=sample)
     earlier = compare_on_earlier_test_sets(
         new=new,
         champion=champion.model,
         kg=kg,
         snapshot=snapshot,
         test_sets=range(min(champion.snapshot, snapshot - 1) + 1),
+        sample=sample,
     )
-    return {**result.to_dict(), "earlier": earlier.to_dict(), "champion_version": champion.version}
+    return {
+        **result.to_dict(),
+        "earlier": earlier.to_dict(),
+        "champion_version": champion.version,
+        "ranking": ranking_label(sample),
+    }

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from evergraph.kg.engine.evaluation import RankingMetrics, filtered_ranks
+from evergraph.kg.engine.evaluation import CandidateSample, RankingMetrics, filtered_ranks
 from evergraph.kg.engine.ingest import GrowingKG
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.snapshot import retained
@@ -90,9 +90,23 @@ def _scoreable(test: torch.Tensor, champion: KGEModel) -> torch.Tensor:
     ]
 
 
-def _mrr(model: KGEModel, triples: torch.Tensor, known: torch.Tensor, *, candidates: int, block_size: int) -> float:
+def _mrr(
+    model: KGEModel,
+    triples: torch.Tensor,
+    known: torch.Tensor,
+    *,
+    candidates: int,
+    block_size: int,
+    sample: CandidateSample | None = None,
+) -> float:
     ranks = filtered_ranks(
-        score_fn=model.score_fn(), triples=triples, known=known, num_candidates=candidates, block_size=block_size
+        score_fn=model.score_fn(),
+        triples=triples,
+        known=known,
+        num_candidates=candidates,
+        block_size=block_size,
+        sample=sample,
+        candidate_score_fn=model.candidate_score_fn(),
     )
     return RankingMetrics.from_ranks(ranks.realistic).mrr
 
@@ -107,13 +121,15 @@ def compare_on_earlier_test_sets(
     test_sets: Sequence[int],
     max_triples: int | None = 5000,
     block_size: int = 2048,
+    sample: CandidateSample | None = None,
 ) -> EarlierTestSetsComparison:
     """Rank the ``test_sets`` (earlier snapshots) with both models against the champion's entities, filtered by
     every fact known up to ``snapshot`` (the new version's); ``kg`` must hold snapshots up to ``snapshot``.
     Test sets with no triple the champion can score are left out. ``max_triples`` (default 5,000) caps the
     triples ranked per test set: a larger set is sampled (the same fixed sample for both versions, seed 0),
     which keeps the gate's cost flat as history grows; the standard error of an MRR over 5,000 triples (10,000
-    queries) is about 0.004, well below the gate's tolerance. ``None`` ranks every triple."""
+    queries) is about 0.004, well below the gate's tolerance. ``None`` ranks every triple. ``sample`` (default
+    None: full ranking) ranks both versions against the same fixed candidate sample per query instead."""
     _check_versions(new, champion)
     known = kg.known_facts(snapshot)
     compared: list[int] = []
@@ -126,12 +142,13 @@ def compare_on_earlier_test_sets(
         if triples.shape[0] == 0:
             continue
         if max_triples is not None and triples.shape[0] > max_triples:
-            sample = torch.randperm(triples.shape[0], generator=torch.Generator().manual_seed(0))[:max_triples]
-            triples = triples[sample.sort().values]
+            chosen = torch.randperm(triples.shape[0], generator=torch.Generator().manual_seed(0))[:max_triples]
+            triples = triples[chosen.sort().values]
         compared.append(j)
         queries += int(triples.shape[0])
-        new_mrr[j] = _mrr(new, triples, known, candidates=champion.num_entities, block_size=block_size)
-        champion_mrr[j] = _mrr(champion, triples, known, candidates=champion.num_entities, block_size=block_size)
+        options = {"candidates": champion.num_entities, "block_size": block_size, "sample": sample}
+        new_mrr[j] = _mrr(new, triples, known, **options)
+        champion_mrr[j] = _mrr(champion, triples, known, **options)
     result = EarlierTestSetsComparison(test_sets=compared, queries=queries, new_mrr=new_mrr, champion_mrr=champion_mrr)
     logger.info("earlier test sets: %s", result.to_dict())
     return result
@@ -139,12 +156,19 @@ def compare_on_earlier_test_sets(
 
 @torch.inference_mode()
 def compare_on_new_test_set(
-    *, new: KGEModel, champion: KGEModel, kg: GrowingKG, snapshot: int, block_size: int = 2048
+    *,
+    new: KGEModel,
+    champion: KGEModel,
+    kg: GrowingKG,
+    snapshot: int,
+    block_size: int = 2048,
+    sample: CandidateSample | None = None,
 ) -> NewTestSetComparison:
     """Rank the test triples of ``snapshot`` that ``champion`` knows with both models (see the module doc).
 
     ``kg`` must hold snapshots up to ``snapshot``; ``champion`` must be an earlier version of ``new``'s lineage
-    (its ids a prefix of ``new``'s). ``block_size`` (default 2048) queries are scored at a time.
+    (its ids a prefix of ``new``'s). ``block_size`` (default 2048) queries are scored at a time. ``sample``
+    (default None: full ranking) ranks both against the same fixed candidate sample per query instead.
     """
     _check_versions(new, champion)
     test = kg.snapshots[snapshot].test.reshape(-1, 3).long().cpu()
@@ -156,7 +180,8 @@ def compare_on_new_test_set(
         )
     known = kg.known_facts(snapshot)
     mrrs = [
-        _mrr(model, shared, known, candidates=champion.num_entities, block_size=block_size) for model in (new, champion)
+        _mrr(model, shared, known, candidates=champion.num_entities, block_size=block_size, sample=sample)
+        for model in (new, champion)
     ]
     result = NewTestSetComparison(
         snapshot=snapshot,

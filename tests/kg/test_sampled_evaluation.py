@@ -254,3 +254,21 @@ def test_a_run_above_the_threshold_states_sampled_ranking_in_every_entry(example
     for entry in metrics["snapshots"]:
         assert all(1 / 11 <= row["mrr"] <= 1 for row in entry["per_test_set"])  # ranks are at most 11
     assert "sampled-10 ranking" in str(metrics_table(metrics).title)
+
+
+def test_the_gate_comparison_ranks_both_versions_on_the_same_samples(example_data) -> None:
+    from evergraph.kg.engine.comparison import compare_on_earlier_test_sets, compare_on_new_test_set
+    from evergraph.kg.engine.ingest import load_shared
+
+    kg = load_shared(example_data, upto=1)
+    first, second = kg.snapshots[0], kg.snapshots[1]
+    champion = _model(first.num_entities, first.num_relations)
+    new = _model(second.num_entities, second.num_relations)
+    options = {"new": new, "champion": champion, "kg": kg, "snapshot": 1}
+    full = compare_on_new_test_set(**options)
+    covering = compare_on_new_test_set(**options, sample=CandidateSample(size=20 * first.num_entities))
+    assert covering.to_dict() == full.to_dict()  # a sample drawing every candidate is full ranking
+    small = compare_on_new_test_set(**options, sample=CandidateSample(size=5))
+    assert small.champion_mrr >= 1 / 6 and small.new_mrr >= 1 / 6  # ranks are at most 6
+    earlier = compare_on_earlier_test_sets(**options, test_sets=[0], sample=CandidateSample(size=5))
+    assert earlier.champion_mrr[0] >= 1 / 6
