@@ -661,7 +661,7 @@ def report(args: Any, summary: Any, forget: Any, use: Any, cost: Any, guide: Any
         "",
         "### Forgetting: filtered MRR on the retracted facts the model trained on",
         "",
-        "| after snapshot | model | all | random 5% | 50 entities |",
+        f"| after snapshot | model | all | random 5% | facts of the {args.forget_entities} forgotten entities |",
         "|---|---|---|---|---|",
     ]
     for k, table in forget.items():
