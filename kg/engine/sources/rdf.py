@@ -46,6 +46,10 @@ _PLAIN_LINE = re.compile(
     rf"^[ \t]*(?:{_IRI}|{_BLANK})[ \t]+{_IRI}[ \t]+(?:{_IRI}|{_BLANK}|{_LITERAL})[ \t]*\.[ \t]*(?:#[^\n]*)?$",
     re.MULTILINE,
 )
+_LITERAL_LINE = re.compile(
+    rf"^[ \t]*(?:{_IRI}|{_BLANK})[ \t]+{_IRI}[ \t]+{_LITERAL}[ \t]*\.[ \t]*(?:#[^\n]*)?$", re.MULTILINE
+)
+"""A line of :data:`_PLAIN_LINE` whose object is a literal (the quoted lines of the bulk path)."""
 _POSITION = re.compile(r"^Parser error at line [0-9]+ (?:column [0-9]+|between columns [0-9]+ and [0-9]+):")
 _SKIPPED_LINE = re.compile(r"^[ \t]*(?:#[^\n]*)?$", re.MULTILINE)  # blank lines and comments
 
@@ -162,7 +166,7 @@ def _iri_table(body: bytes) -> tuple[list[list[str]], int] | None:
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    if not body.strip():
+    if not body or body.isspace():  # (no copy of the block, unlike strip())
         return [[], [], []], 0
     columns = ["head", "relation", "tail", "end"]
     try:
@@ -201,7 +205,7 @@ def _iri_table(body: bytes) -> tuple[list[list[str]], int] | None:
 
 def _read_iri_ntriples(data: bytes, collector: _Collector) -> bool:
     """The fastest path: True when every line is three IRIs and a ``.`` (:func:`_iri_table`), blank, or holds a
-    ``"`` and is a plain literal triple of :data:`_PLAIN_LINE` (then all are collected); False, collecting
+    ``"`` and is a plain literal triple of :data:`_LITERAL_LINE` (then all are collected); False, collecting
     nothing, on anything else."""
     body, quoted = _split_literal_lines(data)
     literals: list[tuple[str, ...]] = []
@@ -210,8 +214,8 @@ def _read_iri_ntriples(data: bytes, collector: _Collector) -> bool:
             text = b"\n".join(quoted).decode("utf-8")
         except UnicodeDecodeError:
             return False
-        literals = _PLAIN_LINE.findall(text)
-        if len(literals) != len(quoted) or any(match[3] or match[4] for match in literals):
+        literals = _LITERAL_LINE.findall(text)
+        if len(literals) != len(quoted):
             return False  # a line it does not read, or an IRI/blank-node object: the slower paths keep file order
         names = [match for match in literals if match[2] in NAME_PREDICATES]
     table = _iri_table(body)
@@ -223,7 +227,7 @@ def _read_iri_ntriples(data: bytes, collector: _Collector) -> bool:
     content.duplicates = rows - len(content.facts)
     if quoted:
         content.attributes = len(literals) - len(names)
-        for s1, s2, p, _, _, literal, language in names:
+        for s1, s2, p, literal, language in names:
             collector.literal(s1 or s2, p, literal, language or None)
     return True
 
