@@ -130,6 +130,8 @@ class Adjacency:
         rel = np.concatenate([2 * rows[:, 1], 2 * rows[:, 1] + 1])
         dst = np.concatenate([rows[:, 2], rows[:, 0]])
         self.src, self.rel, self.dst = src, rel, dst
+        self.src64 = src.astype(np.int64)
+        self.src_order = np.argsort(self.src64, kind="stable")  # every relation's joins on src share it
         self.degree = np.bincount(src, minlength=n)
         self.matrices: dict[int, sp.csr_matrix] = {}
         order = np.argsort(rel, kind="stable")
@@ -152,9 +154,11 @@ class Adjacency:
         return out
 
 
-def _join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs ``(i, j)`` with ``left[i] == right[j]`` (an equi-join of two int64 key arrays)."""
-    order = np.argsort(right, kind="stable")
+def _join(left: np.ndarray, right: np.ndarray, *, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)`` with ``left[i] == right[j]`` (an equi-join of two int64 key arrays); ``order``
+    (default: computed) is ``right``'s stable argsort when the caller keeps it."""
+    if order is None:
+        order = np.argsort(right, kind="stable")
     sorted_right = right[order]
     lo = np.searchsorted(sorted_right, left, side="left")
     hi = np.searchsorted(sorted_right, left, side="right")
@@ -193,7 +197,7 @@ def _candidate_bodies(
 
     index = np.arange(len(heads))
     # out-edges of the heads: (i, r1, a)
-    li, ei = _join(heads.astype(np.int64), adj.src.astype(np.int64))
+    li, ei = _join(heads.astype(np.int64), adj.src64, order=adj.src_order)
     i1, r1, a = index[li], adj.rel[ei], adj.dst[ei]
     # length 1: a == t, not the fact itself
     one = (a == tails[i1]) & (r1 != 2 * relation)
@@ -203,7 +207,7 @@ def _candidate_bodies(
     middle = (a != tails[i1]) & (a != heads[i1])
     i1, r1, a = i1[middle], r1[middle], a[middle]
     # in-edges of the tails: (i, b, r_last) with b -r_last-> t
-    lj, ej = _join(tails.astype(np.int64), adj.src.astype(np.int64))
+    lj, ej = _join(tails.astype(np.int64), adj.src64, order=adj.src_order)
     i3, b, r3 = index[lj], adj.dst[ej], adj.rel[ej] ^ 1
     keep = (b != heads[i3]) & (b != tails[i3])
     i3, b, r3 = i3[keep], b[keep], r3[keep]
@@ -233,11 +237,11 @@ def _confidence(
     relation: int,
     rng: np.random.Generator,
     sample: int,
-    cache: dict[int, tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]],
+    cache: dict[int, tuple[np.ndarray, sp.csr_matrix, np.ndarray]],
 ) -> float:
     """Standard confidence of ``body => relation`` on up to ``sample`` heads of ``body[0]``; ``cache`` keeps, per
-    first step, the sampled heads with their first-step rows and target rows (one relation's candidates share
-    them)."""
+    first step, the sampled heads with their first-step rows and the codes of their target pairs (one relation's
+    candidates share them)."""
     target = adj.matrices.get(2 * relation)
     if body[0] not in cache:
         first = adj.matrices.get(body[0])
@@ -246,20 +250,29 @@ def _confidence(
         heads = np.flatnonzero(np.diff(first.indptr) > 0)
         if len(heads) > sample:
             heads = np.sort(rng.choice(heads, size=sample, replace=False))
-        cache[body[0]] = (heads, first[heads], target[heads])
-    heads, rows, target_rows = cache[body[0]]
+        cache[body[0]] = (heads, first[heads], _pair_codes(target[heads], adj.num_entities))
+    heads, rows, target_codes = cache[body[0]]
     for step in body[1:]:
         rows = adj.follow(rows, step)
-    rows = rows.tocsr()
-    rows.eliminate_zeros()
-    index = np.arange(len(heads))
-    total = rows.nnz - int((np.asarray(rows[index, heads]).ravel() > 0).sum())  # pairs x != y
-    if total <= 0:
+    # pairs (x, y) with x != y as codes row * n + column, counted with numpy on the CSR arrays (scipy's
+    # indexing and elementwise products cost more in checks than in work on these small row blocks)
+    n = adj.num_entities
+    reached = _pair_codes(rows, n)
+    diagonal = np.arange(len(heads), dtype=np.int64) * n + heads
+    reached = reached[~np.isin(reached, diagonal, assume_unique=True)]
+    if not len(reached):
         return 0.0
-    both = rows.multiply(target_rows).tocsr()
-    both.eliminate_zeros()
-    hits = both.nnz - int((np.asarray(both[index, heads]).ravel() > 0).sum())
-    return hits / total
+    hits = np.isin(reached, target_codes, assume_unique=True).sum()
+    return float(hits) / len(reached)
+
+
+def _pair_codes(rows: sp.csr_matrix, n: int) -> np.ndarray:
+    """The stored nonzero cells of ``rows`` as codes ``row * n + column`` (unique: a product or row selection of
+    canonical CSR matrices stores each cell once)."""
+    rows = rows.tocsr()
+    nonzero = rows.data != 0
+    row_of = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr))
+    return row_of[nonzero] * n + rows.indices[nonzero].astype(np.int64)
 
 
 def mine_rules(facts: FactTable, *, config: RuleConfig | None = None) -> RuleSet:
@@ -281,7 +294,7 @@ def mine_rules(facts: FactTable, *, config: RuleConfig | None = None) -> RuleSet
         )[: config.max_candidates]
         total = int((known[:, 1] == relation).sum())
         rules = []
-        cache: dict[int, tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]] = {}
+        cache: dict[int, tuple[np.ndarray, sp.csr_matrix, np.ndarray]] = {}
         for body, hit in candidates:
             confidence = _confidence(adj, body, relation, rng, config.confidence_sample, cache)
             if confidence >= config.min_confidence:
