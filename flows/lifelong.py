@@ -45,8 +45,11 @@ def learn_snapshot(
     run_config: dict[str, Any],
     config: PipelineConfig,
     parent_version: str | None,
+    superseded: bool = False,
 ) -> dict[str, Any]:
-    """Train, index, evaluate, register and gate one snapshot; returns its version and alias."""
+    """Train, index, evaluate, register and gate one snapshot; returns its version and alias. ``superseded``
+    (default False): a later snapshot of the same run follows, so its bundle is served for moments at most and
+    skips mining rules (mined on first use, should anyone ask)."""
     registry = config.registry.model_dump()
     checked = check_snapshot_facts(
         home=config.home, source=source, snapshot=snapshot, lineage=lineage, quarantine=config.quarantine
@@ -83,6 +86,7 @@ def learn_snapshot(
         snapshot=snapshot,
         parent_version=parent_version,
         run_id=entry.get("mlflow_run_id"),
+        superseded=superseded,
         wait_for=[index],
     )
     log_plausibility_report(
@@ -167,6 +171,7 @@ def lifelong_pipeline(
             run_config=run_config.model_dump(),
             config=config,
             parent_version=parent,
+            superseded=step is not todo[-1],
         )
         parent = results[step["snapshot"]]["version"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from evergraph.kg.knowledge.bundle_trust import TRUST_FILES
+from evergraph.kg.knowledge.bundle_trust import CHECK_FILES, TRUST_FILES
 from evergraph.kg.store.bundle_writer import write_bundle
 from evergraph.kg.store.home import EvergraphHome
 from evergraph.registry import log_snapshot_run
@@ -31,6 +31,7 @@ def register_snapshot(
     snapshot: int,
     parent_version: str | None,
     run_id: str | None = None,
+    superseded: bool = False,
 ) -> dict[str, Any]:
     """Log ``snapshot``'s run (params, per-epoch metrics, dataset, weights, vocabularies, index, plots) and
     register it (completing the run ``run_id`` the train task opened when training started; default None: a new
@@ -67,7 +68,9 @@ def register_snapshot(
         dest=EvergraphHome.resolve(home).bundle_dir(version),
         version=version,
         extra={"lineage": lineage},
-        extras=TRUST_FILES,  # mined rules and the plausibility filter travel with the bundle
+        # mined rules and the plausibility filter travel with the bundle; a bundle the same run supersedes
+        # (``superseded``, default False) carries only the filter the next snapshot's check needs
+        extras=CHECK_FILES if superseded else TRUST_FILES,
     )
     log_knowledge_model(client=reg.client, run_id=run_id, bundle=bundle)
     return {

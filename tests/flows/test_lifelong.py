@@ -162,6 +162,17 @@ def test_lineage_depends_on_source_and_options(tmp_path: Path) -> None:
     assert lineage_name(source=tmp_path / "x", config=a).startswith("x-lkge-transe-")
 
 
+@pytest.mark.slow  # runs the whole pipeline
+def test_only_the_bundle_a_run_ends_with_mines_rules(pipeline: dict) -> None:
+    registry = open_registry(pipeline["home"])
+    home = EvergraphHome.resolve(pipeline["home"])
+    lineage = pipeline["summary"]["lineage"]
+    versions = {snapshot: registry.find_version(lineage=lineage, snapshot=snapshot).version for snapshot in range(3)}
+    files = {snapshot: {p.name for p in home.bundle_dir(v).iterdir()} for snapshot, v in versions.items()}
+    assert all("plausibility.json" in names for names in files.values())  # the next snapshot's check needs it
+    assert ["rules.json" in files[s] for s in range(3)] == [False, False, True]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
