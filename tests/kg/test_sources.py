@@ -451,6 +451,7 @@ def test_pin_format_in_a_read_only_folder_says_what_to_do(tmp_path: Path, monkey
     assert raised.value.problems[0].path == str(root / sources.SOURCE_FILE)
     assert "Read-only file system" in raised.value.problems[0].reason
     assert '{"format": "dumps"}' in str(raised.value) and not (root / sources.SOURCE_FILE).exists()
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # no partial file left behind
 
 
 def test_the_cli_format_choices_are_the_source_formats() -> None:

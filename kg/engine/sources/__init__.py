@@ -131,6 +131,7 @@ def pin_format(path: str | Path, *, format: str) -> Path | None:
         partial.write_text(json.dumps({"format": format, **recorded}, indent=1) + "\n", encoding="utf-8")
         os.replace(partial, file)
     except OSError as error:
+        partial.unlink(missing_ok=True)
         raise SnapshotError(
             [Problem(str(file), 0, f"cannot record format {format!r} for the folder: {error.strerror or error}")],
             hint=f'write {{"format": "{format}"}} into {file} yourself, or copy the folder somewhere writable',
