@@ -767,7 +767,8 @@ def report(args: Any, summary: Any, forget: Any, use: Any, cost: Any, guide: Any
         f"## Retraction and unlearning (`bench/retraction.py --data {args.data}`)",
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit.strip()}",
-        f"- machine: {platform.platform()}, 2-core CPU shared with other jobs, torch {torch.__version__}",
+        f"- machine: {platform.platform()}, 2-core CPU shared with other jobs (1-minute load average"
+        f" {os.getloadavg()[0]:.1f} when written), torch {torch.__version__}",
         f"- **reduced setting**: TransE dim {args.dim}, at most {args.max_epochs} epochs per snapshot (validation every"
         " 5, patience 2), seed 0, protocol all-entities; lkge on snapshots 0-1 is trained once and continued three"
         " ways (the data of snapshots 0-1 is identical in all three streams)",
