@@ -51,6 +51,22 @@ def test_the_deployment_name_is_flow_slash_deployment() -> None:
     )
 
 
+def test_the_scheduled_deployment_continues_the_demo_lineage() -> None:
+    import yaml
+
+    from evergraph.flows.params import PipelineConfig, lineage_name
+    from evergraph.kg.engine.example import example_config
+
+    deployments = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())["deployments"]
+    lifelong = next(d for d in deployments if d["entrypoint"].endswith(":lifelong_pipeline"))
+    config = PipelineConfig.model_validate(lifelong["parameters"]["config"])
+    deployed = config.run_config(strategy=lifelong["parameters"]["strategy"], model=lifelong["parameters"]["model"])
+    demo = example_config(strategy="lkge", model="transe")
+    assert deployed == demo
+    source = lifelong["parameters"]["source"]
+    assert lineage_name(source=source, config=deployed) == lineage_name(source=source, config=demo)
+
+
 def test_trigger_keeps_the_deployed_settings_and_makes_paths_absolute(tmp_path: Path) -> None:
     deployed = {"source": ".evergraph/example-data", "strategy": "lkge", "config": {"home": ".evergraph", "dim": 64}}
     home = EvergraphHome.resolve(tmp_path / "home")
