@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import torch
 
 from evergraph.kg.knowledge.text import word_spans
@@ -82,7 +83,7 @@ def _path_type(label: str) -> tuple[str, str] | None:
 
 class EntityKinds:
     """``kinds[e]`` is a bit set of the :data:`KINDS` entity ``e`` belongs to (module docstring), computed once
-    per bundle: ``[num_entities]`` int8."""
+    per bundle: ``[num_entities]`` int8 (numpy)."""
 
     def __init__(self, bundle: Bundle) -> None:
         facts = bundle.facts.facts
@@ -114,14 +115,14 @@ class EntityKinds:
             name = names.get(label, "")
             if name and (_YEAR.search(name) or name.strip().lower() in _MONTHS):
                 kinds[e] |= 4
-        self.kinds = kinds
+        self.kinds = kinds.numpy()
         self.known = bool((kinds != 0).any())
 
-    def matches(self, entities: torch.Tensor, kind: AnswerKind) -> torch.Tensor:
+    def matches(self, entities: np.ndarray | torch.Tensor, kind: AnswerKind) -> np.ndarray:
         """Bool per entity of ``entities``: whether it is of ``kind``."""
         bit = 1 << KINDS.index(kind)
-        return (self.kinds[entities] & bit) != 0
+        return (self.kinds[np.asarray(entities)] & bit) != 0
 
-    def described(self, entities: torch.Tensor) -> torch.Tensor:
+    def described(self, entities: np.ndarray | torch.Tensor) -> np.ndarray:
         """Bool per entity: whether any kind is known for it."""
-        return self.kinds[entities] != 0
+        return self.kinds[np.asarray(entities)] != 0

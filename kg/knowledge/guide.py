@@ -57,7 +57,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergraph.kg.knowledge.answers import EntityKinds, expected_kind
@@ -95,9 +95,9 @@ class _Signal:
     1 for the best relation, 0 for those ``relation_window`` below it, all scaled down when the best is weaker
     than ``min_relation_score``), the best strength ``top``, that scale ``confidence``, and the answer ``kind``."""
 
-    strength: torch.Tensor
-    scores: torch.Tensor
-    named: torch.Tensor
+    strength: np.ndarray
+    scores: np.ndarray
+    named: np.ndarray
     top: float
     confidence: float
     kind: str | None
@@ -173,10 +173,11 @@ class Guide:
         labels = bundle.relations.labels
         self._phrases = [relation_phrase(label, bundle.relation_names.get(label)) for label in labels]
         # relation names encoded once per bundle: their pairwise cosines score two-hop paths
-        vectors = torch.from_numpy(self.linker.relation_name_vectors())
-        self._gram = (vectors @ vectors.T).clamp(-1, 1)
+        vectors = self.linker.relation_name_vectors()
+        self._gram = np.clip(vectors @ vectors.T, -1, 1)
         self._semantic = self.linker.relation_encoder.name != "hashing"
         self._kinds = EntityKinds(bundle)
+        self._adjacency = _Adjacency(bundle.facts.facts.numpy(), num_entities=len(bundle.entities))
 
     def __repr__(self) -> str:
         return f"Guide(version={self.bundle.version!r}, snapshot={self.bundle.snapshot}, {self.config!r})"
@@ -247,7 +248,7 @@ class Guide:
         signal = self._signal(question, link.relations, anchors)
         base["answer_kind"] = signal.kind
         relation_scores = signal.scores
-        order = torch.argsort(relation_scores, descending=True, stable=True)[: cfg.max_relations].tolist()
+        order = np.argsort(-relation_scores, kind="stable")[: cfg.max_relations].tolist()
         asked = [r for r in order if float(relation_scores[r]) >= max(cfg.min_relation_score, 1 - cfg.relation_margin)]
         asked = [r for r in asked if float(signal.strength[r]) >= cfg.min_relation_score]
         known, parents = self._known(anchors, signal)
@@ -322,17 +323,17 @@ class Guide:
                 if word not in STOPWORDS and not any(s <= b and e <= t for s, t in spans)
             )
         num = self.linker.num_relations
-        best = torch.zeros(num)
-        named = torch.zeros(num)
+        best = np.zeros(num)
+        named = np.zeros(num)
         if text and num:
             found, name_only = self.linker.relation_similarities(text)
-            best, named = torch.from_numpy(found), torch.from_numpy(name_only)
+            best, named = found.astype(np.float64), name_only.astype(np.float64)
         for candidate in linked:  # exact (and, for hashing, fuzzy n-gram) relation matches
             best[candidate.id] = max(float(best[candidate.id]), candidate.score)
         top = float(best.max()) if num else 0.0
         # relative: the best relation 1, those ``relation_window`` below it 0; all weak when the best is weak
         confidence = min(1.0, top / cfg.min_relation_score) if cfg.min_relation_score else 1.0
-        scores = (1 - (top - best) / cfg.relation_window).clamp(0, 1) * confidence
+        scores = np.clip(1 - (top - best) / cfg.relation_window, 0, 1) * confidence
         return _Signal(
             strength=best,
             scores=scores,
@@ -342,33 +343,33 @@ class Guide:
             kind=expected_kind(question) if self._kinds.known else None,
         )
 
-    def _path_scores(self, signal: _Signal, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    def _path_scores(self, signal: _Signal, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """Relative scores (like ``signal.scores``) of the paths ``first`` then each of ``second``: the better of
         the cosine of the question with the sum of the two relation names' vectors, from the cosines with each
         (``(c1 + c2) / |v1 + v2|``), and the stronger relation's score times ``0.3 + 0.7 *`` a softer score of
         the weaker one (with twice the window)."""
         window = self.config.relation_window
-        cosine = (signal.named[first] + signal.named[second]) / torch.sqrt(2 + 2 * self._gram[first, second])
-        together = (1 - (signal.top - cosine) / window).clamp(0, 1)
+        cosine = (signal.named[first] + signal.named[second]) / np.sqrt(2 + 2 * self._gram[first, second])
+        together = np.clip(1 - (signal.top - cosine) / window, 0, 1)
         # or one relation asked for plainly and the other hinted at ("the capital of X's country"): the sharper
         # score of the stronger relation, times a softer one (twice the window) of the weaker
-        high = torch.maximum(signal.strength[first], signal.strength[second])
-        low = torch.minimum(signal.strength[first], signal.strength[second])
-        hinted = (1 - (signal.top - high) / window).clamp(0, 1) * (
-            0.3 + 0.7 * (1 - (signal.top - low) / (2 * window)).clamp(0, 1)
+        high = np.maximum(signal.strength[first], signal.strength[second])
+        low = np.minimum(signal.strength[first], signal.strength[second])
+        hinted = np.clip(1 - (signal.top - high) / window, 0, 1) * (
+            0.3 + 0.7 * np.clip(1 - (signal.top - low) / (2 * window), 0, 1)
         )
-        return torch.maximum(together, hinted) * signal.confidence
+        return np.maximum(together, hinted) * signal.confidence
 
-    def _kind_factor(self, others: torch.Tensor, kind: str | None) -> torch.Tensor:
+    def _kind_factor(self, others: np.ndarray, kind: str | None) -> np.ndarray:
         """Per answer entity: 1 when it is of the kind the question asks for (or it asks for none),
         ``answer_kind_weight`` when it is known to be of other kinds only, halfway for an entity of no known
         kind."""
         if kind is None or not len(others):
-            return torch.ones(len(others))
+            return np.ones(len(others))
         weight = self.config.answer_kind_weight
         matches = self._kinds.matches(others, kind)  # type: ignore[arg-type]
         described = self._kinds.described(others)
-        return torch.where(matches, 1.0, torch.where(described, weight, (1 + weight) / 2))
+        return np.where(matches, 1.0, np.where(described, weight, (1 + weight) / 2))
 
     # -- known facts ------------------------------------------------------------------------------------------
 
@@ -376,27 +377,28 @@ class Guide:
         """The known facts and two-hop paths most relevant to the question (module docstring), best first; with
         ``parents[i]`` the index of the fact that joins fact ``i`` to its anchor (two-hop facts), else ``None``."""
         cfg = self.config
-        facts = self.bundle.facts
+        adjacency = self._adjacency
         linked = {c.id: c.score for c in anchors}
         weight = _BASE_RELEVANCE + (1 - _BASE_RELEVANCE) * signal.scores
-        parts: list[tuple[torch.Tensor, ...]] = []  # rows, relations, relevance, hop, parent row
+        parts: list[tuple[np.ndarray, ...]] = []  # rows, relations, relevance, hop, parent row
         for anchor in anchors:
-            rows, relations, others = facts.about_arrays(anchor.id)
+            rows, relations, others = adjacency.about(anchor.id)
             bases = relations // 2
             relevance = anchor.score * weight[bases] * self._kind_factor(others, signal.kind)
             for other, score in linked.items():
                 if other != anchor.id:
                     joins = others == other
-                    relevance[joins] = relevance[joins].clamp_min(min(anchor.score, score))
-            parts.append((rows, bases, relevance, torch.ones_like(rows), torch.full_like(rows, -1)))
+                    relevance[joins] = np.maximum(relevance[joins], min(anchor.score, score))
+            parts.append((rows, bases, relevance, np.ones(len(rows)), np.full(len(rows), -1)))
             if cfg.hops == 2 and len(rows) and cfg.max_neighbours:
                 parts.extend(self._second_hop(anchor, rows, relations, others, signal, linked))
-        rows = torch.cat([p[0] for p in parts])
-        relations = torch.cat([p[1] for p in parts])
-        relevance = torch.cat([p[2] for p in parts])
-        hops = torch.cat([p[3] for p in parts])
-        parent_rows = torch.cat([p[4] for p in parts])
-        keep = relevance >= cfg.min_relevance
+        rows, relations, relevance, hops, parent_rows = (np.concatenate(column) for column in zip(*parts, strict=True))
+        keep = np.flatnonzero(relevance >= cfg.min_relevance)
+        if not len(keep):
+            return [], []
+        # one entry per fact (a fact reached twice keeps its best relevance; one hop wins ties)
+        keep = keep[np.lexsort((hops[keep], -relevance[keep]))]
+        keep = keep[np.sort(np.unique(rows[keep], return_index=True)[1])]
         rows, relations, relevance, hops, parent_rows = (
             rows[keep],
             relations[keep],
@@ -404,40 +406,19 @@ class Guide:
             hops[keep],
             parent_rows[keep],
         )
-        if not len(rows):
-            return [], []
-        # one entry per fact (a fact reached twice keeps its best relevance; one hop wins ties)
-        order = torch.argsort(relevance - 1e-9 * hops, descending=True, stable=True)
-        rows, relations, relevance, hops, parent_rows = (
-            rows[order],
-            relations[order],
-            relevance[order],
-            hops[order],
-            parent_rows[order],
-        )
-        unique, inverse = torch.unique(rows, return_inverse=True)
-        first = torch.full((len(unique),), len(rows)).scatter_reduce(0, inverse, torch.arange(len(rows)), "amin")
-        first = first.sort().values
-        rows, relations, relevance, hops, parent_rows = (
-            rows[first],
-            relations[first],
-            relevance[first],
-            hops[first],
-            parent_rows[first],
-        )
         # greedy choice with a little diversity: each fact already chosen with the same relation lowers the
         # priority of the next one by _REPEAT_DECAY, so a hub's 500 facts of one relation do not fill the context;
         # a two-hop fact brings the fact that joins it to the anchor (both count against max_known)
         chosen: dict[int, float] = {}  # fact row -> relevance in the context
         hop_of: dict[int, int] = {}
         parent_of: dict[int, int] = {}
-        repeats = torch.zeros(self.bundle.model.num_relations)
-        available = torch.ones(len(rows), dtype=torch.bool)
-        while len(chosen) < cfg.max_known and bool(available.any()):
-            priority = relevance * _REPEAT_DECAY ** repeats[relations]
-            priority[~available] = -1.0
+        factor = np.ones(self.bundle.model.num_relations)  # _REPEAT_DECAY ** facts chosen with the relation
+        priority = relevance.copy()
+        while len(chosen) < cfg.max_known:
             pick = int(priority.argmax())
-            available[pick] = False
+            if priority[pick] < 0:
+                break  # nothing left
+            priority[pick] = -1.0
             row, score, parent = int(rows[pick]), float(relevance[pick]), int(parent_rows[pick])
             if row in chosen:
                 continue
@@ -450,12 +431,15 @@ class Guide:
             chosen[row], hop_of[row] = score, int(hops[pick])
             if parent >= 0:
                 parent_of[row] = parent
-            repeats[relations[pick]] += 1
+            relation = int(relations[pick])
+            factor[relation] *= _REPEAT_DECAY
+            same = np.flatnonzero((relations == relation) & (priority >= 0))
+            priority[same] = relevance[same] * factor[relation]
         ranked = sorted(chosen, key=lambda row: (-chosen[row], hop_of[row], row))
         position = {row: i for i, row in enumerate(ranked)}
         result, parents = [], []
         for row in ranked:
-            h, r, t, snapshot = facts.facts[row].tolist()
+            h, r, t, snapshot = adjacency.facts[row].tolist()
             result.append(self.fact(h, r, t, kind="known", score=chosen[row], snapshot=snapshot, hop=hop_of[row]))
             parents.append(position[parent_of[row]] if row in parent_of else None)
         return result, parents
@@ -463,48 +447,37 @@ class Guide:
     def _second_hop(
         self,
         anchor: LinkCandidate,
-        rows: torch.Tensor,
-        relations: torch.Tensor,
-        others: torch.Tensor,
+        rows: np.ndarray,
+        relations: np.ndarray,
+        others: np.ndarray,
         signal: _Signal,
         linked: dict[int, float],
-    ) -> list[tuple[torch.Tensor, ...]]:
+    ) -> list[tuple[np.ndarray, ...]]:
         """Two-hop paths from ``anchor`` through the ``max_neighbours`` neighbours whose joining relation the
         question points at most: each fact of such a neighbour scores ``anchor score * (0.2 + 0.6 * path score)
         * answer kind factor`` (:meth:`_path_scores`), so a path the question does not point at (path score
         below about 0.17) stays under ``min_relevance``. Facts that lead back the way they came (the relation
         that joined the neighbour, read the other way: the other people born in the same city) are left out."""
         cfg = self.config
-        facts = self.bundle.facts
         bases = relations // 2
         via = signal.scores[bases] + 1e-3 * signal.strength[bases]  # ties: the closer relation
-        order = torch.argsort(via, descending=True, stable=True)
-        chosen: list[int] = []  # one fact of the anchor per neighbour expanded
-        seen: set[int] = set()
-        for index in order.tolist():
-            neighbour = int(others[index])
-            if neighbour in seen or neighbour in linked:
-                continue
-            seen.add(neighbour)
-            chosen.append(index)
-            if len(chosen) >= cfg.max_neighbours:
-                break
-        if not chosen:
+        order = np.argsort(-via, kind="stable")
+        order = order[~np.isin(others[order], list(linked))]
+        # the first (best) fact of the anchor to each neighbour, best first
+        chosen = np.sort(np.unique(others[order], return_index=True)[1])[: cfg.max_neighbours]
+        chosen = order[chosen]
+        if not len(chosen):
             return []
-        pieces = [facts.about_arrays(int(others[index])) for index in chosen]
-        rows2 = torch.cat([piece[0] for piece in pieces])
-        relations2 = torch.cat([piece[1] for piece in pieces])
-        others2 = torch.cat([piece[2] for piece in pieces])
-        first = torch.tensor(chosen).repeat_interleave(torch.tensor([len(piece[0]) for piece in pieces]))
+        rows2, relations2, others2, first = self._adjacency.around(others[chosen], chosen)
         ahead = (others2 != anchor.id) & (relations2 != (relations[first] ^ 1))
         rows2, bases2, others2, first = rows2[ahead], relations2[ahead] // 2, others2[ahead], first[ahead]
         path = self._path_scores(signal, bases[first], bases2)
         relevance = (
             anchor.score * (_HOP_BASE + (_HOP_DECAY - _HOP_BASE) * path) * self._kind_factor(others2, signal.kind)
         )
-        return [(rows2, bases2, relevance, torch.full_like(rows2, 2), rows[first])]
+        return [(rows2, bases2, relevance, np.full(len(rows2), 2), rows[first])]
 
-    def _inferred(self, anchors: list[LinkCandidate], asked: list[int], relation_scores: torch.Tensor) -> list[Fact]:
+    def _inferred(self, anchors: list[LinkCandidate], asked: list[int], relation_scores: np.ndarray) -> list[Fact]:
         cfg = self.config
         if not asked or not cfg.max_inferred:
             return []
@@ -571,6 +544,36 @@ class Guide:
             numbered.append(fact.model_copy(update={"citation": citation[(kind, i)], "via": via}))
         context = "\n".join([header, *(_line(fact.citation, fact) for fact in numbered)])
         return numbered, context, estimate_tokens(context), len(known) + len(inferred) - len(numbered)
+
+
+class _Adjacency:
+    """The known facts seen from each end, grouped by entity (CSR arrays built once per bundle): the facts about
+    an entity, or about many, are slices, without a binary search per entity. Rows are ordered like
+    :meth:`evergraph.kg.store.facts.FactTable.about_arrays` (by model relation, then other end)."""
+
+    def __init__(self, facts: np.ndarray, *, num_entities: int) -> None:
+        self.facts = facts  # [n, 4] (head, relation, tail, snapshot)
+        n = len(facts)
+        rows = np.concatenate([np.arange(n), np.arange(n)])
+        entity = np.concatenate([facts[:, 0], facts[:, 2]])
+        relation = np.concatenate([2 * facts[:, 1], 2 * facts[:, 1] + 1])
+        other = np.concatenate([facts[:, 2], facts[:, 0]])
+        order = np.lexsort((other, relation, entity))
+        self.rows, self.relations, self.others = rows[order], relation[order], other[order]
+        self.offsets = np.searchsorted(entity[order], np.arange(num_entities + 1))
+
+    def about(self, entity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(fact rows, model relations, other ends)`` of every fact about ``entity``."""
+        begin, end = self.offsets[entity], self.offsets[entity + 1]
+        return self.rows[begin:end], self.relations[begin:end], self.others[begin:end]
+
+    def around(self, entities: np.ndarray, tags: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``(fact rows, model relations, other ends, tag)`` of every fact about each of ``entities``, entity by
+        entity, each with the ``tags`` entry of its entity."""
+        begin = self.offsets[entities]
+        lengths = self.offsets[entities + 1] - begin
+        at = np.repeat(begin - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        return self.rows[at], self.relations[at], self.others[at], np.repeat(tags, lengths)
 
 
 def _agreement(question: str, candidate: LinkCandidate, mentions: list[tuple[int, int]], *, cased: bool) -> float:
