@@ -58,6 +58,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from evergraph.kg.knowledge.answers import EntityKinds, expected_kind
@@ -66,6 +67,7 @@ from evergraph.kg.knowledge.inference import infer
 from evergraph.kg.knowledge.linking import STOPWORDS, LinkCandidate, Linker, case_informative, relation_text
 from evergraph.kg.knowledge.schemas import ChatMessage, EntityRef, Fact, GuideResult, LinkedItem, RelationRef
 from evergraph.kg.knowledge.text import normalize_text, word_spans
+from evergraph.kg.knowledge.types import role_types
 
 if TYPE_CHECKING:
     from evergraph.kg.store.bundle import Bundle
@@ -482,6 +484,13 @@ class Guide:
         if not asked or not cfg.max_inferred:
             return []
         queries = [(a, 2 * r + d) for a in anchors for r in asked for d in (0, 1)]
+        # typed inference answers nothing when the entity does not fit the relation's domain: skip the search
+        domain = role_types(self.bundle.facts).fits(
+            torch.tensor([a.id for a, _ in queries]), torch.tensor([r ^ 1 for _, r in queries])
+        )
+        queries = [query for query, fits in zip(queries, domain.tolist(), strict=True) if fits]
+        if not queries:
+            return []
         answers = infer(
             self.bundle,
             [a.id for a, _ in queries],
