@@ -66,7 +66,7 @@ from evergraph.kg.knowledge.explain import cite_reasons
 from evergraph.kg.knowledge.inference import infer
 from evergraph.kg.knowledge.linking import STOPWORDS, LinkCandidate, Linker, case_informative, relation_text
 from evergraph.kg.knowledge.schemas import ChatMessage, EntityRef, Fact, GuideResult, LinkedItem, RelationRef
-from evergraph.kg.knowledge.text import normalize_text, word_spans
+from evergraph.kg.knowledge.text import normalize_text, one_torch_thread, word_spans
 from evergraph.kg.knowledge.types import role_types
 
 if TYPE_CHECKING:
@@ -226,7 +226,13 @@ class Guide:
     # -- guiding ----------------------------------------------------------------------------------------------
 
     def guide(self, question: str) -> GuideResult:
-        """Link, retrieve and compose the cited context for ``question`` (module docstring)."""
+        """Link, retrieve and compose the cited context for ``question`` (module docstring), on one torch
+        thread (:func:`evergraph.kg.knowledge.text.one_torch_thread`: a question's small products gain nothing from
+        more)."""
+        with one_torch_thread():
+            return self._guide(question)
+
+    def _guide(self, question: str) -> GuideResult:
         cfg = self.config
         bundle = self.bundle
         # a few more candidates than anchors: some may lose their place when checked against the question

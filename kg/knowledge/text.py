@@ -21,6 +21,7 @@ punctuation for ``hashing``) gives a zero row, which is similar to nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import logging
@@ -29,7 +30,7 @@ import re
 import threading
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ __all__ = [
     "TextEncoder",
     "TextEncoderError",
     "get_text_encoder",
+    "one_torch_thread",
     "resolve_text_encoder",
     "semantic_available",
     "normalize_text",
@@ -365,6 +367,23 @@ class _MeanPooledTransformer:
         return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
 
 
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block (the thread count is restored after): for the small
+    products of one question, splitting across threads costs more than it saves, and far more on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _int8_linear(weight: Any, bias: Any) -> Any:
     """``weight`` quantized to int8 per output channel (symmetric), packed with ``bias`` for
     ``torch.ops.quantized.linear_dynamic``."""
@@ -426,6 +445,13 @@ class _Int8Bert:
             return None
 
     def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
+        """The last hidden states, computed on one intra-op thread: splitting a ten-token text's small products
+        across threads costs more than it saves, and far more on a busy machine (8 ms a question on one thread,
+        270 ms on two cores shared with other jobs); the caller's thread count is restored after."""
+        with one_torch_thread():
+            return self._forward(input_ids, attention_mask)
+
+    def _forward(self, input_ids: Any, attention_mask: Any) -> Any:
         import torch
         from torch.nn import functional
 

@@ -136,3 +136,21 @@ def test_minilm_int8_agrees_with_the_float_model_and_ignores_the_batch() -> None
     # a text's vector does not depend on the texts encoded with it (int8 activations are scaled per batch)
     np.testing.assert_allclose(fast.encode(texts[:1])[0], vectors[0], atol=1e-6)
     assert float(vectors[1] @ vectors[2]) < float(vectors[0] @ vectors[2])  # "college" is nearer to education
+
+
+def test_one_torch_thread_runs_on_one_thread_and_restores_the_count() -> None:
+    import torch
+
+    from evergraph.kg.knowledge.text import one_torch_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_torch_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), one_torch_thread():
+            raise RuntimeError("restored on errors too")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
