@@ -142,14 +142,16 @@ class KGEModel(nn.Module):
         ``q.t`` for inner products) but only for the ``k`` candidates of each query (sampled evaluation)."""
         entity = self.entity.detach()
         inner = self.interaction.metric == "inner_product"
+        norms = entity.pow(2).sum(1)
 
         def score(entities: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
             entities, relations = entities.to(entity.device), relations.to(entity.device)
             q = self.interaction.query(entity[entities], self.relation.detach()[relations])
-            tails = entity[candidates.to(entity.device)]
+            flat = candidates.reshape(-1).to(entity.device)
+            tails = entity.index_select(0, flat).view(*candidates.shape, -1)  # much faster than entity[candidates]
             dots = torch.bmm(tails, q.unsqueeze(2)).squeeze(2)
             if inner:
                 return dots
-            return 2.0 * dots - tails.pow(2).sum(-1)
+            return 2.0 * dots - norms.index_select(0, flat).view(candidates.shape)
 
         return score
