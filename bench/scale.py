@@ -307,7 +307,8 @@ def report(results: list[dict[str, Any]], *, dim: int, epochs: int, commit: str)
     lines = [
         "## Scale (`bench/scale.py`, issue 11)",
         "",
-        f"Commit {commit}, {dt.date.today()}, {platform.machine()}, a 2-core CPU shared with other jobs (timings are "
+        f"Commit {commit} (of the sizes in order), {dt.date.today()}, {platform.machine()}, a 2-core CPU shared "
+        "with other jobs (timings are "
         f"noisy upward), torch threads {results[0].get('threads', 1)}. **Reduced setting**: TransE, "
         f"dim {dim}, lkge, {epochs} epochs per snapshot (no early stopping: validation once at the end), seed 0; "
         f"synthetic graph with {NUM_RELATIONS} relations, ~{FACTS_PER_ENTITY} facts per entity in snapshot 0, then "
@@ -346,7 +347,8 @@ def report(results: list[dict[str, Any]], *, dim: int, epochs: int, commit: str)
         "HNSW32 time includes its recall@10 measurement (1000 query vectors of random (entity, relation) pairs vs "
         "exact `faiss.knn`). Guide: p50/p95 of `Knowledge.guide` on template questions naming a random entity "
         "(3 warm-ups), the default encoders (hashing for entities, the sentence encoder for relations). *MRR last* is "
-        "no quality figure: a few epochs do not learn this graph (ranks near random); the bench measures cost. "
+        "no quality figure: 3 epochs only, and full and sampled ranking are not comparable (a sampled rank is at most "
+        "1,001); the bench measures cost. "
         "2,000 and 20,000 entities ran without the heavy-job lock (each run under 30 s of training), 200,000 under "
         "it. In the plot, times below 1 ms (the Flat build) are drawn at 1 ms.",
         "",
@@ -417,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("size %d: %s", size, json.dumps({k: v for k, v in results[-1].items() if k != "snapshots"}))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     dim, epochs = results[0]["dim"], results[0]["epochs_per_snapshot"]  # as measured
-    body = report(results, dim=dim, epochs=epochs, commit=results[0].get("commit", commit.strip()))
+    commits = " / ".join(dict.fromkeys(r.get("commit", commit.strip()) for r in results))  # per size, in order
+    body = report(results, dim=dim, epochs=epochs, commit=commits)
     if args.no_write:
         print(body)
         return 0
