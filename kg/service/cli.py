@@ -200,6 +200,8 @@ ENGINE_OPTIONS: tuple[tuple[str, str | None, str, type], ...] = (
     ("--mae-entities-per-batch", "lkge", "mae_entities_per_batch", int),
     ("--mae-neighbours", "lkge", "mae_neighbours", int),
     ("--transfer-rounds", "lkge", "transfer_rounds", int),
+    ("--full-ranking-max-entities", "evaluation", "full_ranking_max_entities", int),
+    ("--eval-sample-size", "evaluation", "sample_size", int),
 )
 """Engine options of ``train`` and ``run`` besides the names, ``--device`` and ``--no-transfer``; help and
 defaults come from the :mod:`evergraph.kg.engine.config` fields (the one source of defaults)."""
@@ -208,6 +210,7 @@ _SECTIONS: dict[str | None, type[BaseModel]] = {
     "model": ModelConfig,
     "train": TrainConfig,
     "lkge": LKGEConfig,
+    "evaluation": EvaluationConfig,
 }
 
 
@@ -241,7 +244,7 @@ def add_engine_options(command: argparse.ArgumentParser) -> None:
 def engine_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The engine options given on the command line, as a partial :class:`RunConfig` dict (nothing for options
     left out)."""
-    given: dict[str, Any] = {"model": {}, "train": {}, "lkge": {}}
+    given: dict[str, Any] = {"model": {}, "train": {}, "lkge": {}, "evaluation": {}}
     for name, value in (("strategy", args.strategy), ("protocol", args.protocol)):
         if value is not None:
             given[name] = value

@@ -272,3 +272,13 @@ def test_the_gate_comparison_ranks_both_versions_on_the_same_samples(example_dat
     assert small.champion_mrr >= 1 / 6 and small.new_mrr >= 1 / 6  # ranks are at most 6
     earlier = compare_on_earlier_test_sets(**options, test_sets=[0], sample=CandidateSample(size=5))
     assert earlier.champion_mrr[0] >= 1 / 6
+
+
+def test_the_threshold_and_sample_size_are_command_line_options() -> None:
+    from evergraph.kg.service.cli import build_parser, engine_config
+
+    args = build_parser().parse_args(
+        ["train", "--data", "d", "--out", "o", "--full-ranking-max-entities", "5", "--eval-sample-size", "7"]
+    )
+    assert engine_config(args).evaluation == EvaluationConfig(full_ranking_max_entities=5, sample_size=7)
+    assert engine_config(build_parser().parse_args(["train", "--data", "d", "--out", "o"])) == RunConfig()
