@@ -286,8 +286,9 @@ def _popularity(weights: Sequence[float] | np.ndarray | None, entries: list[tupl
 
 _PARTIAL_SCORE = 0.9
 """Score of a partial name ("Obama") that only one entity's name holds; shared ones score by popularity share."""
-_PARTIAL_UNCASED = 0.9
-"""Factor of a partial name in a question whose case says nothing (all lower-case): weaker evidence."""
+_PARTIAL_UNCASED = 0.95
+"""Factor of a partial name in a question whose case says nothing (all lower-case): weaker evidence, but a word
+of one known name (0.855) still outranks a name one letter away ("corgan": "Organ", 0.83; "bellow": "Fellow")."""
 _PARTIAL_MAX_HOLDERS = 8
 """A word sequence inside more names than this ("university", "john") is too generic to stand for one."""
 _PARTIAL_MIN_CHARS = 4
