@@ -2,7 +2,8 @@
 
 What a run holds (``log_snapshot_run``)::
 
-    tags      evergraph.lineage, evergraph.snapshot, evergraph.content_hash, evergraph.config_checksum
+    tags      evergraph.lineage, evergraph.snapshot, evergraph.content_hash, evergraph.config_checksum,
+              evergraph.ranking (full, or sampled-N: the candidates each query was ranked against)
     params    the RunConfig flattened (strategy, model.dim, train.lr, ...), data (source dir), data.snapshot_dir
     metrics   per epoch (step = epoch): loss, valid_mrr, ... from the snapshot's training history
               final: stream_mrr, stream_hits_at_{1,3,10}, test_<j>_mrr, test_<j>_hits_at_{1,3,10},
@@ -352,6 +353,8 @@ def log_snapshot_run(
         TAG_CONTENT_HASH: entry["content_hash"],
         "evergraph.config_checksum": str(run_config.get("checksum", "")),
         "evergraph.run_dir": str(run_dir.resolve()),
+        # how the metrics ranked: "full" or "sampled-N" (above the evaluation's size threshold)
+        "evergraph.ranking": str(entry.get("ranking", "full")),
     }
     if live is None:
         run = client.create_run(store.experiment_id, run_name=run_name(lineage=lineage, snapshot=snapshot), tags=tags)

@@ -21,6 +21,7 @@ def test_a_snapshot_run_holds_params_metrics_dataset_and_artifacts(
     assert run.data.tags["evergraph.lineage"] == LINEAGE
     assert run.data.tags["evergraph.snapshot"] == "1"
     assert run.data.tags["evergraph.content_hash"] == entry["content_hash"]
+    assert run.data.tags["evergraph.ranking"] == entry.get("ranking", "full") == "full"  # the example graph: full
     assert run.data.params["train.lr"] == "0.003" and run.data.params["model.dim"] == "32"
     assert "checksum" not in run.data.params and run.data.params["data"].endswith("data")
     assert run.data.metrics["stream_mrr"] == pytest.approx(entry["stream"]["mrr"])
