@@ -110,9 +110,7 @@ def test_holding_every_training_fact_is_refused(source: Path, tmp_path: Path) ->
         (Selection(fact=("nobody", "born_in", "nowhere")), "is not held"),
     ],
 )
-def test_bad_selections_are_one_clean_error(
-    source: Path, tmp_path: Path, selection: Selection, message: str
-) -> None:
+def test_bad_selections_are_one_clean_error(source: Path, tmp_path: Path, selection: Selection, message: str) -> None:
     store = QuarantineStore(tmp_path / "home")
     _curate(CuratedSource(tmp_path / "home", "a"), source, 1, [_suspect(_lines(source / "1" / "train.txt")[0])], store)
     with pytest.raises(QuarantineError, match=message):

@@ -32,4 +32,3 @@ def test_docs_pages_reference_no_external_host(client: TestClient, page: str) ->
 
 def test_swagger_ui_calls_no_validator(client: TestClient) -> None:
     assert '"validatorUrl": null' in client.get("/docs").text
-
