@@ -32,7 +32,8 @@
    they came (the other people born in the same city) are left out. Facts below ``min_relevance`` are dropped;
    the best ``max_known`` are kept, with a little diversity across relations, a two-hop fact always together
    with the fact that joins it to the anchor (both count).
-4. **Inferred facts**: each (anchor, asked relation) pair is asked in both directions through the bundle's FAISS
+4. **Inferred facts**: each (anchor, asked relation scoring at least ``1 - inferred_margin``: a guess about a
+   merely similar relation is noise) pair is asked in both directions through the bundle's FAISS
    index (:func:`evergraph.kg.knowledge.inference.infer`: known answers excluded, so a known fact is never
    repeated); answers with a calibrated confidence of at least ``min_confidence`` are kept, the best
    ``max_inferred`` by ``s_a * score(r) * confidence``. An answer whose type does not fit the relation's domain
@@ -115,6 +116,13 @@ class GuideConfig(BaseModel):
     max_entities: int = Field(3, ge=1, le=20)
     min_relation_score: float = Field(0.4, ge=0, le=1, description="score a relation needs to be asked for")
     relation_margin: float = Field(0.25, ge=0, le=1, description="asked relations score within this of the best")
+    inferred_margin: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="inferred facts only for asked relations scoring within this of the best (a guess about a "
+        "neighbouring relation is noise: 'headquartered in' for 'located in')",
+    )
     max_relations: int = Field(3, ge=0, le=20)
     max_known: int = Field(8, ge=0, le=100)
     max_inferred: int = Field(4, ge=0, le=100)
@@ -260,7 +268,7 @@ class Guide:
         asked = [r for r in order if float(relation_scores[r]) >= max(cfg.min_relation_score, 1 - cfg.relation_margin)]
         asked = [r for r in asked if float(signal.strength[r]) >= cfg.min_relation_score]
         known, parents = self._known(anchors, signal)
-        inferred = self._inferred(anchors, asked, relation_scores)
+        inferred = self._inferred(anchors, asked, relation_scores, kind=signal.kind)
         relations = [
             LinkedItem(
                 id=r,
@@ -485,11 +493,19 @@ class Guide:
         )
         return [(rows2, bases2, relevance, np.full(len(rows2), 2), rows[first])]
 
-    def _inferred(self, anchors: list[LinkCandidate], asked: list[int], relation_scores: np.ndarray) -> list[Fact]:
+    def _inferred(
+        self, anchors: list[LinkCandidate], asked: list[int], relation_scores: np.ndarray, *, kind: str | None = None
+    ) -> list[Fact]:
+        """Inferred facts of the asked relations about the anchors; an answer known to be of another kind than the
+        question asks for (``kind``) is not offered: an inferred fact is a guess, and one that cannot be the
+        answer only adds noise (and errors) to the context."""
         cfg = self.config
         if not asked or not cfg.max_inferred:
             return []
-        queries = [(a, 2 * r + d) for a in anchors for r in asked for d in (0, 1)]
+        close = [r for r in asked if float(relation_scores[r]) >= 1 - cfg.inferred_margin]
+        queries = [(a, 2 * r + d) for a in anchors for r in close for d in (0, 1)]
+        if not queries:
+            return []
         # typed inference answers nothing when the entity does not fit the relation's domain: skip the search
         domain = role_types(self.bundle.facts).fits(
             torch.tensor([a.id for a, _ in queries]), torch.tensor([r ^ 1 for _, r in queries])
@@ -506,8 +522,14 @@ class Guide:
         )
         best: dict[tuple[int, int, int], tuple[float, float]] = {}  # triple -> (priority, confidence)
         for (anchor, relation), found in zip(queries, answers, strict=True):
-            for item in found:
-                if item.confidence < cfg.min_confidence:
+            others = np.array([t if h == anchor.id else h for h, _, t in (item.triple for item in found)])
+            wrong_kind = (
+                self._kinds.described(others) & ~self._kinds.matches(others, kind)  # type: ignore[arg-type]
+                if kind is not None and len(others)
+                else np.zeros(len(found), dtype=bool)
+            )
+            for item, off in zip(found, wrong_kind.tolist(), strict=True):
+                if item.confidence < cfg.min_confidence or off:
                     continue
                 priority = anchor.score * float(relation_scores[relation // 2]) * item.confidence
                 triple = item.triple
