@@ -261,6 +261,23 @@ def _count_better(*, scores: torch.Tensor, true: torch.Tensor) -> tuple[torch.Te
     return greater, greater_or_equal
 
 
+def _rankable(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` as :func:`_rank_block` reads them: floating point (integer scores become float64, exact up to
+    2**53, so NaN can mark filtered entries) and contiguous."""
+    return scores.double() if not scores.dtype.is_floating_point else scores.contiguous()
+
+
+def _collected(optimistic: list[torch.Tensor], pessimistic: list[torch.Tensor]) -> Ranks:
+    """The per-block ranks joined into one :class:`Ranks` (float64; empty when there were no queries)."""
+    if not optimistic:
+        empty = torch.empty(0, dtype=torch.float64)
+        return Ranks(optimistic=empty, pessimistic=empty.clone())
+    return Ranks(
+        optimistic=torch.cat(optimistic).to(torch.float64),
+        pessimistic=torch.cat(pessimistic).to(torch.float64),
+    )
+
+
 def _rank_block(
     *, scores: torch.Tensor, answers: torch.Tensor, rows: torch.Tensor, candidates: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,22 +336,13 @@ def _ranks_with_index(
                 f"score_fn returned shape {tuple(scores.shape)}, expected {(e.numel(), num_candidates)} "
                 "(one score per query and candidate entity)"
             )
-        if not scores.dtype.is_floating_point:
-            scores = scores.double()  # integer scores: exact up to 2**53, and NaN can mark filtered entries
-        elif not scores.is_contiguous():
-            scores = scores.contiguous()
+        scores = _rankable(scores)
         index.to(scores.device)
         rows, candidates = index.lookup(e.to(scores.device), r.to(scores.device))
         opt, pes = _rank_block(scores=scores, answers=a.to(scores.device), rows=rows, candidates=candidates)
         optimistic.append(opt.cpu())
         pessimistic.append(pes.cpu())
-    if not optimistic:
-        empty = torch.empty(0, dtype=torch.float64)
-        return Ranks(optimistic=empty, pessimistic=empty.clone())
-    return Ranks(
-        optimistic=torch.cat(optimistic).to(torch.float64),
-        pessimistic=torch.cat(pessimistic).to(torch.float64),
-    )
+    return _collected(optimistic, pessimistic)
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -428,23 +436,14 @@ def _sampled_ranks(
                 f"candidate scores have shape {tuple(scores.shape)}, expected {tuple(columns.shape)} "
                 "(one score per query and sampled candidate)"
             )
-        if not scores.dtype.is_floating_point:
-            scores = scores.double()
-        else:
-            scores = scores.contiguous()
+        scores = _rankable(scores)
         rows, cols = filtered.nonzero(as_tuple=True)
         rows, cols = rows.to(scores.device), (cols + 1).to(scores.device)
         zeros = torch.zeros(e.numel(), dtype=torch.long, device=scores.device)
         opt, pes = _rank_block(scores=scores, answers=zeros, rows=rows, candidates=cols)
         optimistic.append(opt.cpu())
         pessimistic.append(pes.cpu())
-    if not optimistic:
-        empty = torch.empty(0, dtype=torch.float64)
-        return Ranks(optimistic=empty, pessimistic=empty.clone())
-    return Ranks(
-        optimistic=torch.cat(optimistic).to(torch.float64),
-        pessimistic=torch.cat(pessimistic).to(torch.float64),
-    )
+    return _collected(optimistic, pessimistic)
 
 
 @torch.inference_mode()
