@@ -352,6 +352,27 @@ RETRAIN_EPOCHS = {2: 40, 3: 30, 4: 25}
 the ENTITY table above): what one timed epoch is multiplied by when the full run cannot be made."""
 
 
+def retrain_epoch_seconds(model: Any, triples: torch.Tensor, train: Any, generator: torch.Generator) -> float:
+    """Seconds of one plain training epoch of ``model`` over ``triples`` (``retrain``'s step: link-prediction loss,
+    Adam), the unit both cost measures compare the unlearning step with."""
+    from evergraph.kg.engine.training import link_prediction_loss, make_optimizer
+
+    optimizer = make_optimizer(model, train.lr)
+    order = torch.randperm(len(triples), generator=generator)
+    size = train.batch_size
+    started = time.perf_counter()
+    for b in range(0, len(triples), size):
+        batch = triples[order[b : b + size]]
+        negatives = torch.randint(model.num_entities, (len(batch), train.num_negatives))
+        loss = link_prediction_loss(
+            model, batch, negatives, margin=train.margin, temperature=train.adversarial_temperature
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
 def cost_only(stream: Path, *, dims: tuple[int, ...]) -> None:
     """The unlearning step alone on the ENTITY stream (the strategy's whole ``_unlearn``) against one epoch of
     ``retrain`` on the same snapshot (best of 2 each, timed alternately), per snapshot
@@ -360,7 +381,6 @@ def cost_only(stream: Path, *, dims: tuple[int, ...]) -> None:
     freshly initialised model of the width of snapshot ``k - 1`` is used: an upper bound of the step's cost."""
     from evergraph.kg.engine.model import doubled_triples
     from evergraph.kg.engine.strategies import SnapshotContext, get_strategy
-    from evergraph.kg.engine.training import link_prediction_loss, make_optimizer
 
     kg = GrowingKG.load(stream)
     load = os.getloadavg()[0]
@@ -375,7 +395,6 @@ def cost_only(stream: Path, *, dims: tuple[int, ...]) -> None:
             details: dict[str, Any] = {}
             retrain = config("retrain", dim=dim, max_epochs=1)
             triples = doubled_triples(kg.train_facts(k))
-            size, train = retrain.train.batch_size, retrain.train
             for _ in range(2):  # alternately, so that both see the same load; the best of each
                 strategy = get_strategy(cfg)
                 model = strategy.new_model(before)
@@ -386,19 +405,7 @@ def cost_only(stream: Path, *, dims: tuple[int, ...]) -> None:
                 details = ctx.info["unlearning"]
                 ctx = SnapshotContext(kg=kg, index=k, device=torch.device("cpu"), generator=generator)
                 model = get_strategy(retrain).new_model(ctx)
-                optimizer = make_optimizer(model, train.lr)
-                order = torch.randperm(len(triples), generator=generator)
-                started = time.perf_counter()
-                for b in range(0, len(triples), size):
-                    batch = triples[order[b : b + size]]
-                    negatives = torch.randint(model.num_entities, (len(batch), train.num_negatives))
-                    loss = link_prediction_loss(
-                        model, batch, negatives, margin=train.margin, temperature=train.adversarial_temperature
-                    )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                epoch_s = min(epoch_s, time.perf_counter() - started)
+                epoch_s = min(epoch_s, retrain_epoch_seconds(model, triples, retrain.train, generator))
             estimate = epoch_s * RETRAIN_EPOCHS[k]
             table[f"{dim}/{k}"] = {
                 "dim": dim,
@@ -455,7 +462,6 @@ def cost_trained(stream: Path, run_dir: Path) -> None:
     that never saw a fact gives it). Light: no training."""
     from evergraph.kg.engine.model import doubled_triples
     from evergraph.kg.engine.strategies import SnapshotContext, get_strategy
-    from evergraph.kg.engine.training import link_prediction_loss, make_optimizer
     from evergraph.kg.engine.vocab import Vocabulary
 
     kg = GrowingKG.load(stream, upto=2)
@@ -486,7 +492,6 @@ def cost_trained(stream: Path, run_dir: Path) -> None:
     cfg = config("lkge", dim=dim, max_epochs=1)
     retrain = config("retrain", dim=dim, max_epochs=1)
     triples = doubled_triples(kg.train_facts(k))
-    size, train = retrain.train.batch_size, retrain.train
     unlearn_s = epoch_s = float("inf")
     for _ in range(2):
         model, _ = load_model_checkpoint(checkpoint)
@@ -498,19 +503,7 @@ def cost_trained(stream: Path, run_dir: Path) -> None:
         figures["unlearning"] = ctx.info["unlearning"]
         figures["MRR on retracted facts after"] = ranked(model, gone)
         fresh = get_strategy(retrain).new_model(ctx)
-        optimizer = make_optimizer(fresh, train.lr)
-        order = torch.randperm(len(triples), generator=generator)
-        started = time.perf_counter()
-        for b in range(0, len(triples), size):
-            batch = triples[order[b : b + size]]
-            negatives = torch.randint(fresh.num_entities, (len(batch), train.num_negatives))
-            loss = link_prediction_loss(
-                fresh, batch, negatives, margin=train.margin, temperature=train.adversarial_temperature
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        epoch_s = min(epoch_s, time.perf_counter() - started)
+        epoch_s = min(epoch_s, retrain_epoch_seconds(fresh, triples, retrain.train, generator))
     estimate = epoch_s * RETRAIN_EPOCHS[k]
     load = max(load, os.getloadavg()[0])
     logger.info("trained-model cost: %s", figures)
