@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -51,6 +51,21 @@ MAX_K = 100
 
 Direction = Literal["tail", "head"]
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def knowledge_options(
+    *, hops: int | None = None, encoder: str | None = None, relation_encoder: str | None = None
+) -> dict[str, Any]:
+    """The :class:`Knowledge` keyword options a command line or server setting names (``None``: the default):
+    ``hops`` of the guide, the entity ``encoder`` and the ``relation_encoder``."""
+    options: dict[str, Any] = {}
+    if hops is not None:
+        options["guide_config"] = GuideConfig(hops=hops)
+    if encoder is not None:
+        options["encoder"] = encoder
+    if relation_encoder is not None:
+        options["relation_encoder"] = relation_encoder
+    return options
 
 
 def parse_citations(text: str, *, available: int) -> list[int]:

@@ -399,16 +399,9 @@ def _token(name: str | None) -> str | None:
 def _knowledge_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`evergraph.kg.knowledge.knowledge.Knowledge` options given on the command line (--hops, the
     encoders)."""
-    from evergraph.kg.knowledge.guide import GuideConfig
+    from evergraph.kg.knowledge.knowledge import knowledge_options
 
-    options: dict[str, Any] = {}
-    if args.hops is not None:
-        options["guide_config"] = GuideConfig(hops=args.hops)
-    if args.encoder is not None:
-        options["encoder"] = args.encoder
-    if args.relation_encoder is not None:
-        options["relation_encoder"] = args.relation_encoder
-    return options
+    return knowledge_options(hops=args.hops, encoder=args.encoder, relation_encoder=args.relation_encoder)
 
 
 def _knowledge_client(args: argparse.Namespace, *, chat: Any = None) -> Any:

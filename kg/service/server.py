@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evergraph.kg.errors import EvergraphError, InvalidQueryError, LLMNotConfiguredError, QuestionTooLongError
 from evergraph.kg.knowledge.explain_schemas import ExplainResult
-from evergraph.kg.knowledge.knowledge import MAX_K, Knowledge
+from evergraph.kg.knowledge.knowledge import MAX_K, Knowledge, knowledge_options
 from evergraph.kg.knowledge.linking import MAX_QUESTION_CHARS
 from evergraph.kg.knowledge.schemas import (
     Answer,
@@ -243,15 +243,7 @@ class WorkerSettings(BaseModel):
 
     def knowledge_options(self) -> dict[str, Any]:
         """The :class:`Knowledge` options these settings name (guide hops, encoders, LLM client)."""
-        from evergraph.kg.knowledge.guide import GuideConfig
-
-        options: dict[str, Any] = {}
-        if self.hops is not None:
-            options["guide_config"] = GuideConfig(hops=self.hops)
-        if self.encoder is not None:
-            options["encoder"] = self.encoder
-        if self.relation_encoder is not None:
-            options["relation_encoder"] = self.relation_encoder
+        options = knowledge_options(hops=self.hops, encoder=self.encoder, relation_encoder=self.relation_encoder)
         if self.chat:
             from evergraph.kg.knowledge.llm import ChatConfig
 
