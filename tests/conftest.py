@@ -112,3 +112,16 @@ def wait_for(condition: Callable[[], bool], *, timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+@pytest.fixture
+def restored_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `evergraph` commands export Prefect's settings into the environment; put every one back after the
+    test."""
+    from evergraph.flows.cli import PREFECT_DEFAULTS
+
+    for key in ("PREFECT_HOME", "EVERGRAPH_HOME", *PREFECT_DEFAULTS):
+        if key in os.environ:
+            monkeypatch.setenv(key, os.environ[key])
+        else:
+            monkeypatch.delenv(key, raising=False)

@@ -223,18 +223,6 @@ def test_train_command_on_an_empty_snapshot_fails_cleanly(tmp_path: Path, capsys
 # -- `evergraph run` validates before Prefect starts ----------------------------------------------------------
 
 
-@pytest.fixture
-def restored_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``evergraph run`` exports Prefect's settings; put every one back after the test."""
-    from evergraph.flows.cli import PREFECT_DEFAULTS
-
-    for key in ("PREFECT_HOME", "EVERGRAPH_HOME", *PREFECT_DEFAULTS):
-        if key in os.environ:
-            monkeypatch.setenv(key, os.environ[key])
-        else:
-            monkeypatch.delenv(key, raising=False)
-
-
 @pytest.mark.parametrize(
     ("snapshots", "expected"),
     [

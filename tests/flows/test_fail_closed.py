@@ -105,18 +105,6 @@ def test_an_interrupted_promotion_is_completed_on_the_next_run(
     assert "passed (test)" not in gate_text(tmp_path / "home", new.version)
 
 
-@pytest.fixture
-def restored_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The commands export Prefect's settings; put every one back after the test."""
-    from evergraph.flows.cli import PREFECT_DEFAULTS
-
-    for key in ("PREFECT_HOME", "EVERGRAPH_HOME", *PREFECT_DEFAULTS):
-        if key in os.environ:
-            monkeypatch.setenv(key, os.environ[key])
-        else:
-            monkeypatch.delenv(key, raising=False)
-
-
 def test_rollback_to_an_unknown_version_prints_one_clean_error(
     champion_home: dict, capfd: pytest.CaptureFixture[str], restored_environment: None
 ) -> None:
