@@ -65,6 +65,7 @@ BASE = "http://rdf.freebase.com/ns"
 
 
 USE_LOCK = True
+PATIENCE = 2  # --patience
 
 
 @contextlib.contextmanager
@@ -95,7 +96,7 @@ def config(strategy: str, *, dim: int, max_epochs: int, unlearn: bool = True) ->
     return RunConfig(
         strategy=strategy,
         model=ModelConfig(dim=dim),
-        train=TrainConfig(max_epochs=max_epochs, eval_every=5, patience=2, seed=0, device="cpu"),
+        train=TrainConfig(max_epochs=max_epochs, eval_every=5, patience=PATIENCE, seed=0, device="cpu"),
         lkge=LKGEConfig(unlearning=UnlearningConfig(enabled=unlearn)),
     )
 
@@ -560,6 +561,14 @@ def main() -> None:
     )
     parser.add_argument("--forget-entities", type=int, default=50, help="entities whose facts are all retracted")
     parser.add_argument(
+        "--patience", type=int, default=2, help="validations without gain before a snapshot stops (engine default 3)"
+    )
+    parser.add_argument(
+        "--work",
+        default="retraction",
+        help="folder under bench/runs for this setting's runs and cached results (one per setting)",
+    )
+    parser.add_argument(
         "--parse-only", action="store_true", help="only write the ENTITY exports and time N-Triples parsing (light)"
     )
     parser.add_argument(
@@ -582,8 +591,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)  # two threads on two shared, oversubscribed cores spin far more than they compute
-    global WORK, USE_LOCK
+    global WORK, USE_LOCK, PATIENCE
     USE_LOCK = not args.lock_held
+    WORK, PATIENCE = WORK.with_name(args.work), args.patience
     if args.data == "example":
         from evergraph.kg.engine.example import write_example_dataset
 
@@ -754,6 +764,17 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def setting_name(args: Any) -> str:
+    """``engine defaults`` when the run used the engine's own training settings, ``reduced setting`` otherwise."""
+    defaults = RunConfig()
+    full = (args.dim, args.max_epochs, args.patience) == (
+        defaults.model.dim,
+        defaults.train.max_epochs,
+        defaults.train.patience,
+    )
+    return "engine defaults" if full else "reduced setting"
+
+
 def report(args: Any, summary: Any, forget: Any, use: Any, cost: Any, guide: Any, dumps: Any) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lines = [
@@ -762,9 +783,9 @@ def report(args: Any, summary: Any, forget: Any, use: Any, cost: Any, guide: Any
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit.strip()}",
         f"- machine: {platform.platform()}, 2-core CPU shared with other jobs (1-minute load average"
         f" {os.getloadavg()[0]:.1f} when written), torch {torch.__version__}",
-        f"- **reduced setting**: TransE dim {args.dim}, at most {args.max_epochs} epochs per snapshot (validation every"
-        " 5, patience 2), seed 0, protocol all-entities; lkge on snapshots 0-1 is trained once and continued three"
-        " ways (the data of snapshots 0-1 is identical in all three streams)",
+        f"- **{setting_name(args)}**: TransE dim {args.dim}, at most {args.max_epochs} epochs per snapshot (validation"
+        f" every 5, patience {args.patience}), seed 0, protocol all-entities; lkge on snapshots 0-1 is trained once and"
+        " continued three ways (the data of snapshots 0-1 is identical in all three streams)",
         f"- stream: {args.data}, snapshots 2-4 retract 5% of the earlier train facts still known at random, snapshot 2"
         f" also every fact of {args.forget_entities} entities; retracted per snapshot: {summary['retracted']}",
         "",
@@ -830,7 +851,8 @@ def report(args: Any, summary: Any, forget: Any, use: Any, cost: Any, guide: Any
             "",
             f"- N-Triples parsing on this machine (3 exports, best of 3): {dumps['speed']}",
         ]
-    write_section("retraction-example" if args.data == "example" else "retraction", "\n".join(lines))
+    section = "retraction-example" if args.data == "example" else args.work
+    write_section(section, "\n".join(lines))
 
 
 if __name__ == "__main__":
