@@ -324,55 +324,73 @@ def check_facts(
     triples: Sequence[tuple[int, int, int]],
 ) -> list[Verdict]:
     """Verdicts for ``triples`` (base ids; ``-1`` where the champion does not know the entity or relation), in
-    order (module docstring)."""
+    order (module docstring). Every signal is computed for all facts at once (tens of thousands per snapshot)."""
     config = PlausibilityConfig.model_validate(plausibility.config)
     types = role_types(facts)
-    functional = set(plausibility.functional)
     rows = torch.tensor(list(triples), dtype=torch.long).reshape(-1, 3)
+    h, r, t = rows.unbind(1)
     full = (rows >= 0).all(1)
     scores = torch.full((len(rows),), float("nan"))
     if bool(full.any()):
         scores[full] = _scores(model, rows[full])
+    known = facts.contains_many(rows)
+    misfit_head, misfit_tail = _side_misfits(types, rows, config.min_share)
+    # a functional relation contradicted: the head already has a known tail other than this one
+    functional = torch.tensor(sorted(plausibility.functional), dtype=torch.long)
+    candidates = torch.isin(r, functional) & (h >= 0) & (r >= 0)
+    others = torch.zeros(len(rows), dtype=torch.long)
+    if bool(candidates.any()):
+        others[candidates] = facts.answer_counts(h[candidates], 2 * r[candidates]) - known[candidates].long()
+    cuts = torch.tensor([plausibility.threshold_of(x) for x in r.tolist()], dtype=torch.float)
+    logits = plausibility.slope * (scores - cuts) + plausibility.bias
     verdicts = []
-    for i, (h, r, t) in enumerate(rows.tolist()):
-        if r < 0:
-            verdicts.append(Verdict(h, r, t, None, False, "none"))
+    for i, (head, relation, tail) in enumerate(rows.tolist()):
+        if relation < 0:
+            verdicts.append(Verdict(head, relation, tail, None, False, "none"))
             continue
-        if h >= 0 and t >= 0 and facts.contains(h, r, t):
-            verdicts.append(Verdict(h, r, t, 1.0, False, "known", float(scores[i])))
+        if bool(known[i]):
+            verdicts.append(Verdict(head, relation, tail, 1.0, False, "known", float(scores[i])))
             continue
-        logit, score, cut = 0.0, None, None
-        if h >= 0 and t >= 0:
-            score, cut = float(scores[i]), plausibility.threshold_of(r)
-            logit = plausibility.slope * (score - cut) + plausibility.bias
-        misfit_head = h >= 0 and not types.fits_side(h, r, head=True, min_share=config.min_share)
-        misfit_tail = t >= 0 and not types.fits_side(t, r, head=False, min_share=config.min_share)
+        scored = bool(full[i])
+        logit = float(logits[i]) if scored else 0.0
         misfit: Literal["head", "tail", "both"] | None = None
-        if misfit_head or misfit_tail:
-            misfit = "both" if misfit_head and misfit_tail else ("head" if misfit_head else "tail")
+        if misfit_head[i] or misfit_tail[i]:
+            misfit = "both" if misfit_head[i] and misfit_tail[i] else ("head" if misfit_head[i] else "tail")
             logit += math.log(plausibility.type_ratio)
         contradicts = None
-        if r in functional and h >= 0:
-            others = [x for x in facts.answers(h, 2 * r).tolist() if x != t]
-            if others:
-                contradicts = int(others[0])
-                logit += math.log(config.functional_odds)
+        if others[i] > 0:
+            contradicts = next(int(x) for x in facts.answers(head, 2 * relation).tolist() if x != tail)
+            logit += math.log(config.functional_odds)
         probability = _sigmoid(logit)
         verdicts.append(
             Verdict(
-                h,
-                r,
-                t,
+                head,
+                relation,
+                tail,
                 probability,
                 probability < config.threshold,
-                "full" if score is not None else "partial",
-                score,
-                cut,
+                "full" if scored else "partial",
+                float(scores[i]) if scored else None,
+                float(cuts[i]) if scored else None,
                 misfit,
                 contradicts,
             )
         )
     return verdicts
+
+
+def _side_misfits(types: RoleTypes, rows: torch.Tensor, min_share: float) -> tuple[list[bool], list[bool]]:
+    """Per row ``(head, relation, tail)`` (base ids, ``-1`` unknown): whether a known head misfits the
+    relation's domain and a known tail its range (unknown sides never misfit), in blocks of bounded memory."""
+    head, tail = torch.zeros(len(rows), dtype=torch.bool), torch.zeros(len(rows), dtype=torch.bool)
+    for start in range(0, len(rows), 4096):
+        block = rows[start : start + 4096]
+        h, r, t = block.unbind(1)
+        ok = r >= 0
+        relation = r.clamp(min=0)
+        head[start : start + len(block)] = ok & (h >= 0) & ~types.fits(h, 2 * relation + 1, min_share=min_share)
+        tail[start : start + len(block)] = ok & (t >= 0) & ~types.fits(t, 2 * relation, min_share=min_share)
+    return head.tolist(), tail.tolist()
 
 
 def reason(

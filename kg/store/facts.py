@@ -124,6 +124,24 @@ class FactTable:
         begin, end = self._range(key, key + 1)
         return end > begin
 
+    def contains_many(self, triples: torch.Tensor) -> torch.Tensor:
+        """Bool ``[n]``: :meth:`contains` of each ``(head, relation, tail)`` row of ``triples`` ``[n, 3]`` (base
+        relation ids; rows with an id out of range are not known). Vectorised: two binary searches per row."""
+        triples = torch.as_tensor(triples, dtype=torch.long).reshape(-1, 3)
+        h, r, t = triples.unbind(1)
+        inside = (h >= 0) & (h < self.num_entities) & (t >= 0) & (t < self.num_entities)
+        inside &= (r >= 0) & (r < self.num_relations)
+        key = (h.clamp(min=0) * self._width + 2 * r.clamp(min=0)) * self.num_entities + t.clamp(min=0)
+        found = torch.searchsorted(self._key, key + 1) > torch.searchsorted(self._key, key)
+        return found & inside
+
+    def answer_counts(self, entities: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        """How many known answers ``(entities[i], relations[i], ?)`` has (model relation ids, same shape)."""
+        entities, relations = torch.as_tensor(entities).long(), torch.as_tensor(relations).long()
+        low = ((entities * self._width + relations) * self.num_entities).reshape(-1)
+        counts = torch.searchsorted(self._key, low + self.num_entities) - torch.searchsorted(self._key, low)
+        return counts.reshape(entities.shape)
+
     def snapshot_of(self, fact: int) -> int:
         """The snapshot fact row ``fact`` arrived in."""
         return int(self.facts[fact, 3])

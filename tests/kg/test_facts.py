@@ -55,3 +55,15 @@ def test_has_answers_is_vectorised_answers() -> None:
     expected = [len(facts.answers(int(e), int(r))) > 0 for e, r in zip(entities, relations, strict=True)]
     assert facts.has_answers(entities, relations).tolist() == expected
     assert facts.has_answers(entities.reshape(5, 4), relations.reshape(5, 4)).shape == (5, 4)
+
+
+def test_contains_many_and_answer_counts_are_vectorised_contains_and_answers() -> None:
+    facts = table()
+    grid = torch.cartesian_prod(torch.arange(-1, 6), torch.arange(-1, 3), torch.arange(-1, 6))
+    expected = [facts.contains(h, r, t) for h, r, t in grid.tolist()]
+    assert facts.contains_many(grid).tolist() == expected
+    assert sum(expected) == len(FACTS)
+    entities = torch.arange(5).repeat_interleave(4)
+    relations = torch.arange(4).repeat(5)
+    counts = [len(facts.answers(int(e), int(r))) for e, r in zip(entities, relations, strict=True)]
+    assert facts.answer_counts(entities, relations).tolist() == counts

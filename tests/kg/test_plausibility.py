@@ -10,6 +10,7 @@ from evergraph.kg.errors import PlausibilityError
 from evergraph.kg.knowledge.plausibility import (
     PlausibilityModel,
     bundle_valid_facts,
+    check_facts,
     check_labelled,
     fit_for_bundle,
     hard_negatives,
@@ -105,6 +106,25 @@ def test_reasons_name_types_and_functional_contradictions(bundle: Bundle, plausi
     assert "contradicts functional relation born in" in rows[1]["reason"] and rows[1]["suspect"]
     assert rows[2]["probability"] is None and rows[2]["scored"] == "none" and "discovered" in rows[2]["reason"]
     assert rows[3]["scored"] == "partial" and rows[3]["probability"] is not None
+
+
+def test_checking_many_facts_at_once_gives_each_fact_its_own_verdict(
+    bundle: Bundle, plausibility: PlausibilityModel
+) -> None:
+    """The signals are computed for a whole batch (in blocks); each verdict must be the one the fact gets alone."""
+    generator = torch.Generator().manual_seed(0)
+    known = bundle.facts.facts[:, :3]
+    corrupted = known[torch.randperm(len(known), generator=generator)[:5000]].clone()
+    corrupted[:, 2] = torch.randint(bundle.facts.num_entities, (len(corrupted),), generator=generator)
+    rows = [*map(tuple, corrupted.tolist()), *map(tuple, known[:20].tolist()), (-1, 0, 1), (0, -1, 1), (0, 0, -1)]
+    together = check_facts(plausibility, model=bundle.model, facts=bundle.facts, triples=rows)
+    alone = [
+        check_facts(plausibility, model=bundle.model, facts=bundle.facts, triples=[row])[0]
+        for row in rows[::50] + rows[-23:]
+    ]
+    assert [together[i] for i in [*range(0, len(rows), 50), *range(len(rows) - 23, len(rows))]] == alone
+    assert {v.scored for v in together} == {"full", "known", "partial", "none"}
+    assert any(v.contradicts is not None for v in together) and any(v.type_misfit for v in together)
 
 
 def test_load_or_fit_keeps_the_filter_in_the_home(bundle: Bundle, example_data: Path, tmp_path: Path) -> None:
