@@ -25,7 +25,7 @@ from evergraph.kg.store.bundle_writer import remove_stale_tmp
 from evergraph.kg.store.quarantine import CuratedSource
 from evergraph.tasks.artifacts import artifact_key, publish_snapshot, run_summary
 from evergraph.tasks.common import open_registry
-from evergraph.tasks.evaluate import compare_with_champion
+from evergraph.tasks.evaluate import submit_comparison
 from evergraph.tasks.index import build_index
 from evergraph.tasks.ingest import ingest_source
 from evergraph.tasks.plan import plan_snapshots
@@ -74,7 +74,7 @@ def learn_snapshot(
         registry=registry,  # the MLflow run opens now: per-epoch curves during training
     )
     index = build_index.submit(run_dir=run_dir, snapshot=snapshot, index=config.index.model_dump())
-    comparison = compare_with_champion.submit(
+    comparison = submit_comparison(  # one task per test set: a Dask or Ray task runner spreads them
         home=config.home, source=source, run_dir=run_dir, snapshot=snapshot, lineage=lineage
     )
     registered = register_snapshot(
