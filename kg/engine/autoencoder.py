@@ -120,6 +120,23 @@ def reconstruct_relations(
     return interaction.aggregate_relation(summed, counts), counts
 
 
+def reconstruct_batch_relations(
+    heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor, interaction: Interaction
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reconstruct the relations of a batch of edges from their gathered end rows (``heads``/``tails``
+    ``[n, width]``, model relation ids ``relations [n]``): the same aggregate as :func:`reconstruct_relations`,
+    computed only for the relations present, so its cost and its gradient follow the batch, not the tables.
+
+    Returns ``(relation ids [m], reconstruction [m, width])``.
+    """
+    ids, slot = torch.unique(relations, return_inverse=True)
+    estimate = interaction.relation_statistics(heads, tails)
+    summed = torch.zeros(ids.shape[0], estimate.shape[1], dtype=estimate.dtype, device=estimate.device)
+    summed.index_add_(0, slot, estimate)
+    counts = torch.bincount(slot, minlength=ids.shape[0])
+    return ids, interaction.aggregate_relation(summed, counts)
+
+
 @torch.no_grad()
 def transfer_embeddings(
     model: KGEModel,

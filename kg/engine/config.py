@@ -61,6 +61,13 @@ class TrainConfig(_Config):
     """Mini-batch training with negative sampling, Adam and early stopping on validation MRR."""
 
     lr: float = Field(3e-3, gt=0, description="Adam learning rate")
+    optimizer: Literal["adam", "sparse_adam"] = Field(
+        "adam",
+        description="adam: dense Adam over the whole entity and relation tables (every row, every step); "
+        "sparse_adam: a step touches only the rows its batch uses (sparse gradients, torch.optim.SparseAdam, the "
+        "LKGE regulariser on those rows only), so its cost follows the batch, not the table "
+        "(evergraph.kg.engine.sparse; bench/RESULTS.md, section sparse, has the measured cost and quality)",
+    )
     batch_size: int = Field(2048, gt=0, description="positive triples per batch (inverse triples included)")
     min_batches: int = Field(
         10, gt=0, description="small snapshots get smaller batches so an epoch has at least this many steps"
@@ -190,4 +197,6 @@ class RunConfig(_Config):
             data["lkge"].pop("unlearning")
         if self.evaluation == EvaluationConfig():  # runs made before sampled evaluation existed keep theirs
             data.pop("evaluation")
+        if self.train.optimizer == "adam":  # runs made before the sparse path existed keep their checksum
+            data["train"].pop("optimizer")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

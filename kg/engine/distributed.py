@@ -7,7 +7,9 @@ identically everywhere. Each step's batch is split by rows: a process computes t
 share (the bulk of a step), the LKGE autoencoder term on the whole batch (as one process would), and one
 all-reduce averages the gradients; every process then applies the same update, so the embedding rows stay
 identical without ever sending parameters, and the run learns what one process learns (up to float rounding).
-The regulariser's closed-form gradient is added after the all-reduce, once, on every process alike.
+The regulariser's closed-form gradient is added after the all-reduce, once, on every process alike. On the sparse
+path (``train.optimizer: sparse_adam``) the processes all-gather the ids of the rows they touched and all-reduce
+those rows only.
 
 What is not sharded: validation and the final evaluation run on every process (they decide early stopping, so
 each must see the same numbers); only rank 0 writes ``OUT``, the others keep their checkpoints under
@@ -88,16 +90,53 @@ def shard(rows: torch.Tensor, group: ProcessGroup | None) -> torch.Tensor:
     return rows if group is None else rows[group.rank :: group.world_size]
 
 
-def average_gradients(parameters: list[torch.nn.Parameter], group: ProcessGroup | None) -> None:
+def average_gradients(
+    parameters: list[torch.nn.Parameter], group: ProcessGroup | None, *, sparse: bool = False
+) -> None:
     """Average the gradients of ``parameters`` over the processes (one all-reduce each; a missing gradient
-    counts as zeros, so every process takes part in every collective)."""
+    counts as zeros, so every process takes part in every collective).
+
+    ``sparse=True`` (the sparse training path, :mod:`evergraph.kg.engine.sparse`): the gradients are sparse row
+    gradients; the processes agree on the union of the rows they touched (one all-gather of row ids) and
+    all-reduce the values of those rows only, so the traffic follows the batch, not the table. Every process
+    ends with the same sparse gradient over that union."""
     if group is None:
         return
     for param in parameters:
+        if sparse:
+            param.grad = _average_sparse(param, group)
+            continue
         if param.grad is None:
             param.grad = torch.zeros_like(param)
         dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
         param.grad.div_(group.world_size)
+
+
+def _average_sparse(param: torch.nn.Parameter, group: ProcessGroup) -> torch.Tensor:
+    """The mean over the processes of ``param``'s sparse row gradient (none counts as no rows), over the union of
+    their rows."""
+    device, width = param.device, param.shape[1]
+    if param.grad is None:
+        rows = torch.empty(0, dtype=torch.long, device=device)
+        values = torch.empty(0, width, dtype=param.dtype, device=device)
+    else:
+        if not param.grad.is_sparse:
+            raise RuntimeError("sparse gradient averaging got a dense gradient; the sparse path must gather rows")
+        grad = param.grad.coalesce()
+        rows, values = grad.indices()[0], grad.values()
+    longest = torch.tensor([rows.numel()], device=device)
+    dist.all_reduce(longest, op=dist.ReduceOp.MAX)
+    padded = torch.full((int(longest.item()),), -1, dtype=torch.long, device=device)
+    padded[: rows.numel()] = rows
+    gathered = [torch.empty_like(padded) for _ in range(group.world_size)]
+    dist.all_gather(gathered, padded)
+    union = torch.unique(torch.cat(gathered))  # sorted
+    union = union[union >= 0]
+    summed = torch.zeros(union.numel(), width, dtype=param.dtype, device=device)
+    summed.index_add_(0, torch.searchsorted(union, rows), values)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    summed.div_(group.world_size)
+    return torch.sparse_coo_tensor(union.unsqueeze(0), summed, param.shape, is_coalesced=True, check_invariants=False)
 
 
 def sum_over_processes(value: float, group: ProcessGroup | None, *, device: torch.device) -> float:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from evergraph.kg.engine.interactions import Interaction, get_interaction
@@ -46,6 +48,7 @@ class KGEModel(nn.Module):
         self.interaction: Interaction = get_interaction(interaction)
         self.dim = dim
         self.init_scale = init_scale
+        self.sparse_gradients = False  # see sparse_rows(); never saved, off outside a sparse training step
         self.entity = nn.Parameter(self.random_entities(num_entities, generator=generator))
         self.relation = nn.Parameter(self.random_relations(2 * num_relations, generator=generator))
 
@@ -95,12 +98,30 @@ class KGEModel(nn.Module):
 
     def entity_rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Entity vectors for an id tensor of any shape (``index_select``: its backward is a fast ``index_add``,
-        unlike advanced indexing's serial ``index_put``)."""
+        unlike advanced indexing's serial ``index_put``). Under :attr:`sparse_gradients` the gradient is a sparse
+        tensor holding only the gathered rows (``F.embedding(..., sparse=True)``)."""
+        if self.sparse_gradients:
+            return F.embedding(ids, self.entity, sparse=True)
         return self.entity.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
 
     def relation_rows(self, ids: torch.Tensor) -> torch.Tensor:
-        """Relation vectors for an id tensor of any shape (model relation ids)."""
+        """Relation vectors for an id tensor of any shape (model relation ids); sparse gradients likewise."""
+        if self.sparse_gradients:
+            return F.embedding(ids, self.relation, sparse=True)
         return self.relation.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
+
+    @contextmanager
+    def sparse_rows(self, enabled: bool = True) -> Iterator[None]:
+        """Within the block (when ``enabled``), :meth:`entity_rows` and :meth:`relation_rows` give sparse row
+        gradients, so a backward pass touches only the rows it gathered (the sparse training path,
+        :mod:`evergraph.kg.engine.sparse`). Any dense use of the tables inside the block gives a dense gradient,
+        which the sparse optimizer refuses."""
+        before = self.sparse_gradients
+        self.sparse_gradients = enabled
+        try:
+            yield
+        finally:
+            self.sparse_gradients = before
 
     def distance(self, triples: torch.Tensor) -> torch.Tensor:
         """Distance of model-id triples ``[n, 3]`` (minus :meth:`score`; lower is more plausible)."""

@@ -10,7 +10,7 @@ import torch
 
 from evergraph.kg.engine.autoencoder import (
     NeighbourhoodGraph,
-    reconstruct_relations,
+    reconstruct_batch_relations,
     sample_entity_reconstruction,
     transfer_embeddings,
 )
@@ -18,6 +18,7 @@ from evergraph.kg.engine.config import RunConfig
 from evergraph.kg.engine.model import KGEModel
 from evergraph.kg.engine.resolver import Registry
 from evergraph.kg.engine.snapshot import Snapshot, retained
+from evergraph.kg.engine.sparse import add_to_touched_rows
 from evergraph.kg.engine.unlearning import trained_removals, unlearn
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,11 @@ class LKGE(Strategy):
       + ``regularization_weight`` * sum_x w_x ||x - x_old||^2 over old entities and relations,
     where ``w_x`` is the number of training facts ``x`` has been trained on in earlier snapshots, divided by
     its mean (so the weight's scale does not depend on the dataset size).
+
+    The autoencoder terms only ever gather the batch's rows (its entities, relations and sampled neighbours).
+    With ``train.optimizer: sparse_adam`` the regulariser is applied **lazily to the rows a step touches**
+    (:meth:`add_gradients`), so a step costs what its batch costs, whatever the size of the tables; with
+    ``adam`` (dense) it pulls every old row at every step.
     """
 
     name = "lkge"
@@ -232,13 +238,22 @@ class LKGE(Strategy):
     @torch.no_grad()
     def add_gradients(self, model: KGEModel) -> None:
         """The regulariser's gradient, ``2 * weight * w_x * (x - x_old)``, added in place: the same as
-        back-propagating :meth:`regularization_loss`, without building its graph every step."""
+        back-propagating :meth:`regularization_loss`, without building its graph every step.
+
+        Dense gradients (``optimizer: adam``) get it on every old row. Sparse ones (``sparse_adam``) get it
+        **lazily, on the rows the step touched only** (those in the gradient: the batch's entities and
+        relations, its negatives, the autoencoder's sampled nodes and neighbours): a row the step does not touch
+        does not move under the lazy optimizer either, so its drift ``x - x_old`` waits, unchanged, for the next
+        step that touches it (:func:`evergraph.kg.engine.sparse.add_to_touched_rows`)."""
         weight = self.config.lkge.regularization_weight
         if weight <= 0 or self._reg is None or self.old_entity is None or self.old_relation is None:
             return
         pairs = ((model.entity, self.old_entity, self._reg[0]), (model.relation, self.old_relation, self._reg[1]))
         for param, old, w in pairs:
             n = old.shape[0]
+            if param.grad is not None and param.grad.is_sparse:
+                param.grad = add_to_touched_rows(param.grad, param, old, w, scale=2 * weight)
+                continue
             if param.grad is None:
                 param.grad = torch.zeros_like(param)
             param.grad[:n].addcmul_(param[:n] - old, (2 * weight) * w.unsqueeze(1))
@@ -254,11 +269,10 @@ class LKGE(Strategy):
         )
         loss = (model.entity_rows(nodes) - rebuilt).pow(2).sum(1).mean()
         if cfg.reconstruct_relations:
-            rows = model.relation.shape[0]
-            rebuilt_r, counts = reconstruct_relations(model.entity, rows, batch, model.interaction)
-            seen = (counts > 0).to(rebuilt_r.dtype)  # a mask, not boolean indexing: its backward is cheaper
-            gap = model.interaction.relation_gap(model.relation, rebuilt_r)
-            loss = loss + (gap * seen).sum() / seen.sum()
+            # from the batch's own rows, for the batch's relations only: cost and gradient follow the batch
+            heads, tails = model.entity_rows(batch[:, 0]), model.entity_rows(batch[:, 2])
+            seen, rebuilt_r = reconstruct_batch_relations(heads, batch[:, 1], tails, model.interaction)
+            loss = loss + model.interaction.relation_gap(model.relation_rows(seen), rebuilt_r).mean()
         return loss
 
     def regularization_loss(self, model: KGEModel) -> torch.Tensor:

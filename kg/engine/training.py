@@ -1,4 +1,7 @@
-"""Training of one snapshot: mini-batches, negative sampling, Adam, early stopping on validation MRR."""
+"""Training of one snapshot: mini-batches, negative sampling, Adam, early stopping on validation MRR.
+
+``train.optimizer`` chooses dense Adam (every row, every step) or the sparse path (:mod:`evergraph.kg.engine.sparse`:
+a step touches only the rows of its batch)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,15 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from evergraph.kg.engine import sparse
 from evergraph.kg.engine.config import TrainConfig
-from evergraph.kg.engine.distributed import average_gradients, current_group, shard, sum_over_processes
+from evergraph.kg.engine.distributed import (
+    ProcessGroup,
+    average_gradients,
+    current_group,
+    shard,
+    sum_over_processes,
+)
 from evergraph.kg.engine.model import KGEModel, doubled_triples
 from evergraph.kg.engine.strategies import SnapshotContext, Strategy
 
@@ -41,12 +51,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(model: KGEModel, lr: float) -> torch.optim.Optimizer:
-    """Adam, fused where this torch supports it on the model's device (much less work per step)."""
-    try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+def make_optimizer(model: KGEModel, lr: float, *, kind: str = "adam") -> torch.optim.Optimizer:
+    """The optimizer ``train.optimizer`` names (:func:`evergraph.kg.engine.sparse.make_optimizer`): dense Adam
+    (fused where available) by default, ``sparse_adam`` for the sparse path."""
+    return sparse.make_optimizer(list(model.parameters()), lr=lr, kind=kind)
 
 
 def link_prediction_loss(
@@ -69,9 +77,10 @@ def link_prediction_loss(
         return _inner_product_loss(model, q, (heads, rels, model.entity_rows(t)), negatives, temperature=temperature)
     positive = torch.linalg.vector_norm(q - model.entity_rows(t), dim=-1)
     # ||q - n||^2 = ||q||^2 + ||n||^2 - 2 q.n: one bmm instead of a [b, k, width] difference (4x faster on CPU);
-    # the squared norms of all entities cost less than those of the b * k gathered rows
+    # on the dense path the squared norms of all entities cost less than those of the b * k gathered rows while
+    # the table is small; the sparse path takes them from the gathered rows (a step must not touch the table)
     rows = model.entity_rows(negatives)
-    norms = model.entity.pow(2).sum(1)[negatives]
+    norms = rows.pow(2).sum(-1) if model.sparse_gradients else model.entity.pow(2).sum(1)[negatives]
     squared = (q * q).sum(-1, keepdim=True) + norms - 2 * torch.bmm(rows, q.unsqueeze(2)).squeeze(2)
     negative = squared.clamp_min(1e-9).sqrt()
     if temperature > 0:
@@ -104,6 +113,53 @@ def _inner_product_loss(
     return loss if penalty is None else loss + penalty
 
 
+def train_step(
+    *,
+    model: KGEModel,
+    strategy: Strategy,
+    ctx: SnapshotContext,
+    batch: torch.Tensor,
+    negatives: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    group: ProcessGroup | None = None,
+) -> float:
+    """One optimisation step on ``batch`` (model-id triples) with its corrupted tails ``negatives [b, k]``:
+    link-prediction loss, the strategy's extra loss, backward, the gradient average of a job of several
+    processes, the strategy's closed-form gradients, the optimizer's step. Returns the batch's loss.
+
+    ``config.optimizer`` decides the path: dense gradients for ``adam``; for ``sparse_adam`` the rows are
+    gathered with sparse gradients (:meth:`KGEModel.sparse_rows`), so the step touches the rows of ``batch``,
+    ``negatives`` and the strategy's samples only (:mod:`evergraph.kg.engine.sparse`)."""
+    sparse_step = sparse.is_sparse(config.optimizer)
+    world = 1 if group is None else group.world_size
+    # in a job of several processes each takes a share of the rows, weighted so that the average over the
+    # processes is the whole batch's mean (kg.engine.distributed)
+    share = shard(batch, group)
+    with model.sparse_rows(sparse_step):
+        if share.shape[0] > 0:
+            loss = link_prediction_loss(
+                model,
+                share,
+                shard(negatives, group),
+                margin=config.margin,
+                temperature=config.adversarial_temperature,
+            ) * (share.shape[0] * world / batch.shape[0])
+        else:
+            loss = torch.zeros((), device=batch.device, requires_grad=True)
+        extra = strategy.extra_loss(model, batch, ctx)  # the whole batch, on every process alike
+        if extra is not None:
+            loss = loss + extra
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if sparse_step:
+        sparse.fill_missing_gradients(list(model.parameters()))
+    average_gradients(list(model.parameters()), group, sparse=sparse_step)
+    strategy.add_gradients(model)
+    optimizer.step()
+    return float(loss.detach())
+
+
 def train_snapshot(
     *,
     model: KGEModel,
@@ -128,7 +184,7 @@ def train_snapshot(
     device = ctx.device
     triples = doubled_triples(strategy.training_triples(ctx)).to(device)
     num_entities = model.num_entities
-    optimizer = make_optimizer(model, config.lr)
+    optimizer = make_optimizer(model, config.lr, kind=config.optimizer)
     start_epoch, best_mrr, best_epoch, bad, history = 0, -1.0, 0, 0, []
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     spent = 0.0
@@ -148,7 +204,6 @@ def train_snapshot(
     started = time.perf_counter() - spent
     group = current_group()  # None: this process trains alone
     world = 1 if group is None else group.world_size
-    parameters = list(model.parameters())
     n, k = triples.shape[0], config.num_negatives
     bs = max(1, min(config.batch_size, -(-n // config.min_batches)))
     # No ETA and no bar against max_epochs: early stopping ends most snapshots long before it. The bar pulses;
@@ -190,28 +245,17 @@ def train_snapshot(
             for start in range(0, n, bs):
                 batch = triples[order[start : start + bs]]
                 negatives = torch.randint(num_entities, (batch.shape[0], k), generator=ctx.generator).to(device)
-                # in a job of several processes each takes a share of the rows, weighted so that the average
-                # over the processes is the whole batch's mean (kg.engine.distributed)
-                share = shard(batch, group)
-                if share.shape[0] > 0:
-                    loss = link_prediction_loss(
-                        model,
-                        share,
-                        shard(negatives, group),
-                        margin=config.margin,
-                        temperature=config.adversarial_temperature,
-                    ) * (share.shape[0] * world / batch.shape[0])
-                else:
-                    loss = torch.zeros((), device=device, requires_grad=True)
-                extra = strategy.extra_loss(model, batch, ctx)  # the whole batch, on every process alike
-                if extra is not None:
-                    loss = loss + extra
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                average_gradients(parameters, group)
-                strategy.add_gradients(model)
-                optimizer.step()
-                total += float(loss.detach()) * batch.shape[0]
+                loss = train_step(
+                    model=model,
+                    strategy=strategy,
+                    ctx=ctx,
+                    batch=batch,
+                    negatives=negatives,
+                    optimizer=optimizer,
+                    config=config,
+                    group=group,
+                )
+                total += loss * batch.shape[0]
             epoch += 1
             total = sum_over_processes(total, group, device=device) / world
             record: dict[str, float] = {"epoch": epoch, "loss": total / max(n, 1)}

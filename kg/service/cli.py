@@ -185,6 +185,7 @@ ENGINE_OPTIONS: tuple[tuple[str, str | None, str, type], ...] = (
     ("--seed", "train", "seed", int),
     ("--max-epochs", "train", "max_epochs", int),
     ("--lr", "train", "lr", float),
+    ("--optimizer", "train", "optimizer", str),
     ("--batch-size", "train", "batch_size", int),
     ("--min-batches", "train", "min_batches", int),
     ("--negatives", "train", "num_negatives", int),

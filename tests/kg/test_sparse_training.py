@@ -1,0 +1,192 @@
+"""The sparse training path (``train.optimizer: sparse_adam``): a step touches only the rows of its batch, its
+gradients on those rows are the dense path's, and a lifelong run learns about as well and resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from evergraph.kg.engine.config import LKGEConfig, ModelConfig, RunConfig, TrainConfig
+from evergraph.kg.engine.ingest import GrowingKG
+from evergraph.kg.engine.lifelong import LifelongRun
+from evergraph.kg.engine.model import KGEModel, doubled_triples
+from evergraph.kg.engine.strategies import LKGE, SnapshotContext, get_strategy
+from evergraph.kg.engine.training import link_prediction_loss, make_optimizer, train_step
+from tests.conftest import fast_config
+
+MODELS = ["transe", "rotate", "distmult", "complex"]
+
+
+def lkge_at_snapshot_1(example_data: Path, *, model: str, optimizer: str = "adam", **lkge: object):
+    """An LKGE strategy and model ready to train snapshot 1 (regulariser active), with the old rows moved off
+    their remembered values so the regulariser's gradient is not zero, and a batch of snapshot 1."""
+    kg = GrowingKG.load(example_data, upto=1)
+    config = RunConfig(
+        strategy="lkge",
+        model=ModelConfig(name=model, dim=16),
+        train=TrainConfig(optimizer=optimizer, device="cpu"),
+        lkge=LKGEConfig(regularization_weight=0.3, **lkge),
+    )
+    strategy = get_strategy(config)
+    assert isinstance(strategy, LKGE)
+    generator = torch.Generator().manual_seed(0)
+    ctx0 = SnapshotContext(kg=kg, index=0, device=torch.device("cpu"), generator=generator)
+    model_ = strategy.prepare(None, ctx0)
+    strategy.finish(model_, ctx0)
+    ctx = SnapshotContext(kg=kg, index=1, device=torch.device("cpu"), generator=generator)
+    model_ = strategy.prepare(model_, ctx)
+    with torch.no_grad():
+        model_.entity.add_(torch.randn(model_.entity.shape, generator=generator) * 0.1)
+        model_.relation.add_(torch.randn(model_.relation.shape, generator=generator) * 0.1)
+    batch = doubled_triples(kg.snapshots[1].train)[torch.randperm(2 * len(kg.snapshots[1].train), generator=generator)]
+    batch = batch[:48]
+    negatives = torch.randint(model_.num_entities, (48, 5), generator=generator)
+    return config, strategy, ctx, model_, batch, negatives
+
+
+def gradients(model: KGEModel, strategy: LKGE, ctx: SnapshotContext, batch, negatives, *, sparse: bool):
+    """Loss and gradients of one batch (link prediction + autoencoder + the regulariser's closed form)."""
+    ctx.generator.manual_seed(7)  # the autoencoder draws the same nodes and neighbours on both paths
+    model.zero_grad(set_to_none=True)
+    with model.sparse_rows(sparse):
+        loss = link_prediction_loss(model, batch, negatives, margin=4.0, temperature=1.0)
+        loss = loss + strategy.extra_loss(model, batch, ctx)
+    loss.backward()
+    strategy.add_gradients(model)
+    return float(loss.detach()), model.entity.grad, model.relation.grad
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_sparse_gradients_are_the_dense_ones_on_the_touched_rows(example_data, name) -> None:
+    _, strategy, ctx, model, batch, negatives = lkge_at_snapshot_1(example_data, model=name)
+    dense_loss, dense_e, dense_r = gradients(model, strategy, ctx, batch, negatives, sparse=False)
+    dense_e, dense_r = dense_e.clone(), dense_r.clone()
+    sparse_loss, sparse_e, sparse_r = gradients(model, strategy, ctx, batch, negatives, sparse=True)
+    assert sparse_e.is_sparse and sparse_r.is_sparse
+    assert sparse_loss == pytest.approx(dense_loss, rel=1e-5)
+    for dense, sparse, old in ((dense_e, sparse_e, strategy.old_entity), (dense_r, sparse_r, strategy.old_relation)):
+        rows = sparse.coalesce().indices()[0]
+        # the batch's rows: the same gradient, regulariser included
+        assert torch.allclose(sparse.to_dense()[rows], dense[rows], atol=1e-6)
+        # every other old row gets the dense regulariser's pull only on the dense path
+        untouched = torch.ones(dense.shape[0], dtype=torch.bool)
+        untouched[rows] = False
+        untouched[old.shape[0] :] = False
+        assert untouched.any()
+        assert dense[untouched].abs().sum(1).min() > 0
+        assert rows.numel() < dense.shape[0]
+    touched = sparse_e.coalesce().indices()[0]
+    assert torch.isin(torch.cat([batch[:, 0], batch[:, 2], negatives.reshape(-1)]), touched).all()
+
+
+def test_a_sparse_step_leaves_every_untouched_row_bit_identical(example_data) -> None:
+    config, strategy, ctx, model, batch, negatives = lkge_at_snapshot_1(example_data, model="transe", mae_neighbours=2)
+    batch, negatives = batch[:8], negatives[:8, :2]  # a step that touches few of the 137 rows
+    for kind in ("sparse_adam", "adam"):
+        trained = KGEModel(num_entities=model.num_entities, num_relations=model.num_relations, dim=16)
+        trained.load_state_dict(model.state_dict())
+        before_e, before_r = trained.entity.detach().clone(), trained.relation.detach().clone()
+        step_config = config.train.model_copy(update={"optimizer": kind})
+        optimizer = make_optimizer(trained, step_config.lr, kind=kind)
+        ctx.generator.manual_seed(3)
+        train_step(
+            model=trained,
+            strategy=strategy,
+            ctx=ctx,
+            batch=batch,
+            negatives=negatives,
+            optimizer=optimizer,
+            config=step_config,
+        )
+        changed_e = (trained.entity.detach() != before_e).any(1)
+        changed_r = (trained.relation.detach() != before_r).any(1)
+        if kind == "sparse_adam":
+            touched_e = torch.zeros_like(changed_e)
+            touched_e[trained.entity.grad.coalesce().indices()[0]] = True
+            touched_r = torch.zeros_like(changed_r)
+            touched_r[trained.relation.grad.coalesce().indices()[0]] = True
+            assert not (changed_e & ~touched_e).any()  # no row outside the step's rows moved, not by one bit
+            assert not (changed_r & ~touched_r).any()
+            assert changed_e[batch[:, 0]].all() and changed_e[negatives.reshape(-1)].all()
+            assert int(changed_e.sum()) < model.num_entities // 2
+            sparse_changed = int(changed_e.sum())
+        else:  # the dense path moves every old row (the regulariser, Adam's moments)
+            assert int(changed_e.sum()) > sparse_changed
+            assert changed_e[: strategy.old_entity.shape[0]].all()
+
+
+def test_the_optimizer_option_is_checked_and_keeps_old_checksums() -> None:
+    with pytest.raises(ValidationError):
+        TrainConfig(optimizer="sgd")
+    assert RunConfig().checksum() == RunConfig(train=TrainConfig(optimizer="adam")).checksum()
+    assert RunConfig().checksum() != RunConfig(train=TrainConfig(optimizer="sparse_adam")).checksum()
+    model = KGEModel(num_entities=3, num_relations=1, dim=4)
+    assert isinstance(make_optimizer(model, 0.1, kind="sparse_adam"), torch.optim.SparseAdam)
+    with pytest.raises(ValueError, match="choose one of: adam, sparse_adam"):
+        make_optimizer(model, 0.1, kind="sgd")
+
+
+def stream_mrr(example_data: Path, out: Path, optimizer: str, **kwargs: object) -> dict:
+    config = fast_config("lkge", optimizer=optimizer)
+    return LifelongRun(data=example_data, out=out, config=config, show_progress=False, **kwargs).run(upto=2)
+
+
+def test_a_sparse_lifelong_run_learns_about_as_well_as_the_dense_one(example_data, tmp_path) -> None:
+    dense = stream_mrr(example_data, tmp_path / "dense", "adam")["snapshots"]
+    sparse = stream_mrr(example_data, tmp_path / "sparse", "sparse_adam")["snapshots"]
+    for a, b in zip(dense, sparse, strict=True):
+        assert b["stream"]["mrr"] > a["stream"]["mrr"] - 0.02, (a["stream"], b["stream"])  # measured: 0.008 at most
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_sparse_run_interrupted_mid_snapshot_resumes_to_the_same_result(example_data, tmp_path) -> None:
+    reference = stream_mrr(example_data, tmp_path / "reference", "sparse_adam")["snapshots"]
+
+    def stop_in_snapshot_1(snapshot: int, record: dict[str, float]) -> None:
+        if snapshot == 1 and record["epoch"] == 7:  # after the periodic checkpoint of epoch 5
+            raise Interrupt
+
+    out = tmp_path / "interrupted"
+    with pytest.raises(Interrupt):
+        stream_mrr(example_data, out, "sparse_adam", on_epoch=stop_in_snapshot_1)
+    state = torch.load(out / "checkpoints" / "in-progress.pt", weights_only=True)
+    assert state["epoch"] == 5 and state["optimizer"]["state"]  # SparseAdam's moments travel with the checkpoint
+    resumed = stream_mrr(example_data, out, "sparse_adam")["snapshots"]
+    for a, b in zip(reference, resumed, strict=True):
+        assert a["epochs"] == b["epochs"]
+        assert b["stream"] == pytest.approx(a["stream"], abs=1e-6)
+
+
+@pytest.mark.slow  # a 2-process torchrun job and a single-process run
+def test_two_processes_on_the_sparse_path_learn_what_one_process_learns(example_data, tmp_path) -> None:
+    options = ["--strategy", "lkge", "--model", "transe", "--dim", "32", "--max-epochs", "8", "--eval-every", "4"]
+    options += ["--patience", "2", "--seed", "0", "--device", "cpu", "--quiet", "--optimizer", "sparse_adam"]
+    cli = [sys.executable, "-m", "evergraph.kg.service.cli", "train", "--data", str(example_data), "--upto", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def train(command: list[str], out: Path) -> dict:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return json.loads((out / "metrics.json").read_text())
+
+    one = train([*cli, "--out", str(tmp_path / "one"), *options], tmp_path / "one")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    two = train([*torchrun, "-m", *cli[2:], "--out", str(tmp_path / "two"), *options], tmp_path / "two")
+    for alone, parallel in zip(one["snapshots"], two["snapshots"], strict=True):
+        assert parallel["epochs"] == alone["epochs"]
+        assert abs(parallel["stream"]["mrr"] - alone["stream"]["mrr"]) < 0.01
+    rank0 = torch.load(tmp_path / "two" / "checkpoints" / "snapshot-1.pt", weights_only=True)["model"]
+    rank1 = torch.load(tmp_path / "two" / "ranks" / "1" / "checkpoints" / "snapshot-1.pt", weights_only=True)["model"]
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    single = torch.load(tmp_path / "one" / "checkpoints" / "snapshot-1.pt", weights_only=True)["model"]
+    assert torch.allclose(rank0["entity"], single["entity"], atol=1e-3)
