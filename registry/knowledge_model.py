@@ -72,9 +72,12 @@ class KnowledgeModel(PythonModel):
 
         self.knowledge = Knowledge.load(context.artifacts[BUNDLE_ARTIFACT])
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN201
-        """One guide row per question of ``model_input`` (no type hints: MLflow would infer a second signature
-        from them; the explicit one of :data:`evergraph.registry.pyfunc.SIGNATURE` holds)."""
+    def predict(
+        self, context: PythonModelContext | None, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """One guide row per question of ``model_input`` (a DataFrame, or as :func:`_questions` reads it). The
+        ``pd.DataFrame`` hint is one MLflow infers no signature from, so the explicit
+        :data:`evergraph.registry.pyfunc.SIGNATURE` is the only one."""
         rows = [result_row(self.knowledge.guide(question)) for question in _questions(model_input)]
         return pd.DataFrame(rows, columns=list(COLUMNS))
 

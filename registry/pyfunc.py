@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -68,13 +69,18 @@ def save_knowledge_model(*, bundle: Path | str, path: Path | str) -> Path:
     bundle, path = Path(bundle), Path(path)
     if not (bundle / "manifest.json").is_file():
         raise RegistryError(f"{bundle} is not a serving bundle (no manifest.json); write the bundle first")
-    mlflow.pyfunc.save_model(
-        path=str(path),
-        python_model=str(Path(knowledge_model.__file__)),
-        artifacts={BUNDLE_ARTIFACT: str(bundle)},
-        signature=SIGNATURE,
-        pip_requirements=_requirements(),
-    )
+    with warnings.catch_warnings():
+        # Both hints are about what SIGNATURE already settles: type hints on ``predict`` would infer a second
+        # signature, and an input example would load the bundle and answer a question at every registration.
+        warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r".*An input example was not provided", category=UserWarning)
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=str(Path(knowledge_model.__file__)),
+            artifacts={BUNDLE_ARTIFACT: str(bundle)},
+            signature=SIGNATURE,
+            pip_requirements=_requirements(),
+        )
     return path
 
 
