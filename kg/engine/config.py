@@ -64,8 +64,9 @@ class TrainConfig(_Config):
     optimizer: Literal["adam", "sparse_adam"] = Field(
         "adam",
         description="adam: dense Adam over the whole entity and relation tables (every row, every step); "
-        "sparse_adam: a step touches only the rows its batch uses (sparse gradients, torch.optim.SparseAdam, the "
-        "LKGE regulariser on those rows only), so its cost follows the batch, not the table "
+        "sparse_adam: a step touches only the rows its batch uses (sparse row gradients, lazy Adam with "
+        "torch.optim.SparseAdam's update, the LKGE regulariser on those rows only), so its cost follows the batch, "
+        "not the table "
         "(evergraph.kg.engine.sparse; bench/RESULTS.md, section sparse, has the measured cost and quality)",
     )
     batch_size: int = Field(2048, gt=0, description="positive triples per batch (inverse triples included)")

@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from evergraph.kg.engine.interactions import Interaction, get_interaction
+from evergraph.kg.engine.sparse import GatheredRows
 
 
 def model_relation_ids(relations: torch.Tensor, *, inverse: bool = False) -> torch.Tensor:
@@ -48,7 +48,7 @@ class KGEModel(nn.Module):
         self.interaction: Interaction = get_interaction(interaction)
         self.dim = dim
         self.init_scale = init_scale
-        self.sparse_gradients = False  # see sparse_rows(); never saved, off outside a sparse training step
+        self._gathered: GatheredRows | None = None  # see sparse_rows(); never saved, None outside a sparse step
         self.entity = nn.Parameter(self.random_entities(num_entities, generator=generator))
         self.relation = nn.Parameter(self.random_relations(2 * num_relations, generator=generator))
 
@@ -96,32 +96,40 @@ class KGEModel(nn.Module):
             rows = new_relations if new_relations is not None else self.random_relations(add_r, generator=generator)
             self.relation = nn.Parameter(torch.cat([self.relation.data, rows.to(self.relation)]))
 
+    @property
+    def sparse_gradients(self) -> bool:
+        """Whether rows are being gathered for a sparse step (inside :meth:`sparse_rows`)."""
+        return self._gathered is not None
+
     def entity_rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Entity vectors for an id tensor of any shape (``index_select``: its backward is a fast ``index_add``,
-        unlike advanced indexing's serial ``index_put``). Under :attr:`sparse_gradients` the gradient is a sparse
-        tensor holding only the gathered rows (``F.embedding(..., sparse=True)``)."""
-        if self.sparse_gradients:
-            return F.embedding(ids, self.entity, sparse=True)
+        unlike advanced indexing's serial ``index_put``). Inside :meth:`sparse_rows` the rows are gathered for a
+        sparse gradient instead."""
+        if self._gathered is not None:
+            return self._gathered.entity.gather(ids)
         return self.entity.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
 
     def relation_rows(self, ids: torch.Tensor) -> torch.Tensor:
-        """Relation vectors for an id tensor of any shape (model relation ids); sparse gradients likewise."""
-        if self.sparse_gradients:
-            return F.embedding(ids, self.relation, sparse=True)
+        """Relation vectors for an id tensor of any shape (model relation ids); inside :meth:`sparse_rows`
+        gathered for a sparse gradient likewise."""
+        if self._gathered is not None:
+            return self._gathered.relation.gather(ids)
         return self.relation.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
 
     @contextmanager
-    def sparse_rows(self, enabled: bool = True) -> Iterator[None]:
-        """Within the block (when ``enabled``), :meth:`entity_rows` and :meth:`relation_rows` give sparse row
-        gradients, so a backward pass touches only the rows it gathered (the sparse training path,
-        :mod:`evergraph.kg.engine.sparse`). Any dense use of the tables inside the block gives a dense gradient,
-        which the sparse optimizer refuses."""
-        before = self.sparse_gradients
-        self.sparse_gradients = enabled
+    def sparse_rows(self, enabled: bool = True) -> Iterator[GatheredRows | None]:
+        """Within the block (when ``enabled``), :meth:`entity_rows` and :meth:`relation_rows` gather rows as
+        leaves of their own (:class:`evergraph.kg.engine.sparse.GatheredRows`, yielded); after ``backward``,
+        its ``assign_gradients()`` sets each table's gradient to a sparse one over the rows gathered, so a step
+        touches only those rows (the sparse training path). Yields ``None`` when not ``enabled``."""
+        if not enabled:
+            yield None
+            return
+        before, self._gathered = self._gathered, GatheredRows(entity=self.entity, relation=self.relation)
         try:
-            yield
+            yield self._gathered
         finally:
-            self.sparse_gradients = before
+            self._gathered = before
 
     def distance(self, triples: torch.Tensor) -> torch.Tensor:
         """Distance of model-id triples ``[n, 3]`` (minus :meth:`score`; lower is more plausible)."""

@@ -7,8 +7,8 @@ path:
 - the tables are read through :meth:`evergraph.kg.engine.model.KGEModel.sparse_rows`, so ``backward`` leaves a
   sparse gradient holding only the gathered rows (the batch's heads, relations and tails, its negatives, the
   autoencoder's sampled nodes and neighbours);
-- :class:`torch.optim.SparseAdam` (lazy Adam: the moments and the values of those rows only, one shared step count
-  for the bias correction) applies it;
+- :class:`LazyAdam` (lazy Adam, the update of :class:`torch.optim.SparseAdam`: the moments and the values of those
+  rows only, one shared step count for the bias correction) applies it;
 - the LKGE regulariser is added to the touched rows only (:func:`add_to_touched_rows`);
 - in a ``torchrun`` job the sparse gradients are averaged over the union of the rows the processes touched
   (:func:`evergraph.kg.engine.distributed.average_gradients` with ``sparse=True``).
@@ -19,9 +19,20 @@ from dense Adam is the optimizer, not the loss: the loss of a batch and the grad
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 
-__all__ = ["OPTIMIZERS", "add_to_touched_rows", "fill_missing_gradients", "is_sparse", "make_optimizer"]
+__all__ = [
+    "OPTIMIZERS",
+    "GatheredRows",
+    "LazyAdam",
+    "RowGradient",
+    "add_to_touched_rows",
+    "is_sparse",
+    "make_optimizer",
+]
 
 OPTIMIZERS = ("adam", "sparse_adam")
 """What ``train.optimizer`` may name: ``adam`` (dense, every row every step) or ``sparse_adam`` (touched rows)."""
@@ -36,13 +47,66 @@ def is_sparse(kind: str) -> bool:
 
 def make_optimizer(parameters: list[torch.nn.Parameter], *, lr: float, kind: str = "adam") -> torch.optim.Optimizer:
     """``adam``: Adam, fused where this torch supports it on the parameters' device (much less work per step);
-    ``sparse_adam``: :class:`torch.optim.SparseAdam`, which needs every gradient sparse."""
+    ``sparse_adam``: :class:`LazyAdam` (the update of :class:`torch.optim.SparseAdam`), which needs every gradient
+    sparse."""
     if is_sparse(kind):
-        return torch.optim.SparseAdam(parameters, lr=lr)
+        return LazyAdam(parameters, lr=lr)
     try:
         return torch.optim.Adam(parameters, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(parameters, lr=lr, foreach=True)
+
+
+class LazyAdam(torch.optim.Optimizer):
+    """Lazy Adam over sparse row gradients: exactly :class:`torch.optim.SparseAdam`'s update (the moments and values
+    of the rows in the gradient only; one step count per table for the bias correction), written with
+    ``index_select``/``index_copy_``/``index_add_`` so that a step costs what its rows cost. torch's own
+    ``SparseAdam`` step grows with the table on CPU (measured at dim 32: 8 ms at 20k entities, 27 ms at 200k for the
+    same ~27k rows; ``sparse_mask`` of the dense moments); this one does not. Its state (``step``, ``exp_avg``,
+    ``exp_avg_sq`` per table) is in :meth:`state_dict`, so a checkpoint resumes it."""
+
+    def __init__(
+        self,
+        params: list[torch.nn.Parameter],
+        *,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if not param.grad.is_sparse:
+                    raise RuntimeError("LazyAdam takes sparse row gradients only; use optimizer 'adam' for dense ones")
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(param)
+                    state["exp_avg_sq"] = torch.zeros_like(param)
+                state["step"] += 1
+                grad = param.grad.coalesce()
+                rows, values = grad.indices()[0], grad.values()
+                if rows.numel() == 0:
+                    continue
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                mean = exp_avg.index_select(0, rows).lerp_(values, 1 - beta1)
+                square = exp_avg_sq.index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
+                exp_avg.index_copy_(0, rows, mean)
+                exp_avg_sq.index_copy_(0, rows, square)
+                step = state["step"]
+                step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+                param.index_add_(0, rows, mean.div_(square.sqrt_().add_(group["eps"])), alpha=-step_size)
+        return loss
 
 
 @torch.no_grad()
@@ -63,11 +127,58 @@ def add_to_touched_rows(
     return torch.sparse_coo_tensor(grad.indices(), values, grad.shape, is_coalesced=True, check_invariants=False)
 
 
-def fill_missing_gradients(parameters: list[torch.nn.Parameter]) -> None:
-    """Give every parameter without a gradient an empty sparse one (no rows), so everything after ``backward``
-    (the regulariser's rows, the optimizer) sees sparse gradients only."""
-    for param in parameters:
-        if param.grad is None:
-            rows = torch.empty(1, 0, dtype=torch.long, device=param.device)
-            values = torch.empty(0, *param.shape[1:], dtype=param.dtype, device=param.device)
-            param.grad = torch.sparse_coo_tensor(rows, values, param.shape, is_coalesced=True, check_invariants=False)
+class RowGradient:
+    """The rows of one table gathered during a step, each gather a leaf of its own; after ``backward`` their
+    gradients are summed per row into one sparse gradient of the table (one sort of the gathered ids and one
+    ``index_add``: cheaper than autograd adding up sparse gradients gather by gather)."""
+
+    def __init__(self, table: torch.nn.Parameter) -> None:
+        self.table = table
+        self._ids: list[torch.Tensor] = []
+        self._leaves: list[torch.Tensor] = []
+
+    def gather(self, ids: torch.Tensor) -> torch.Tensor:
+        """The rows ``ids`` (any shape) of the table, ``[*ids.shape, width]``, as a leaf that records its gradient."""
+        flat = ids.reshape(-1)
+        leaf = self.table.detach().index_select(0, flat).requires_grad_(self.table.requires_grad)
+        self._ids.append(flat)
+        self._leaves.append(leaf)
+        return leaf.view(*ids.shape, -1)
+
+    def gradient(self) -> torch.Tensor:
+        """The sparse, coalesced gradient of the table: the sum of the gathered rows' gradients per row id (rows
+        gathered but unused in the loss are left out)."""
+        used = [(ids, leaf.grad) for ids, leaf in zip(self._ids, self._leaves, strict=True) if leaf.grad is not None]
+        width = self.table.shape[1:]
+        if not used:
+            rows = torch.empty(0, dtype=torch.long, device=self.table.device)
+            values = torch.empty(0, *width, dtype=self.table.dtype, device=self.table.device)
+        else:
+            ids = torch.cat([ids for ids, _ in used])
+            rows, slot = torch.unique(ids, return_inverse=True)
+            values = torch.zeros(rows.shape[0], *width, dtype=self.table.dtype, device=self.table.device)
+            values.index_add_(0, slot, torch.cat([grad for _, grad in used]))
+        return torch.sparse_coo_tensor(
+            rows.unsqueeze(0), values, self.table.shape, is_coalesced=True, check_invariants=False
+        )
+
+
+class GatheredRows:
+    """What a sparse step gathered from the entity and the relation table
+    (:meth:`evergraph.kg.engine.model.KGEModel.sparse_rows`)."""
+
+    def __init__(self, *, entity: torch.nn.Parameter, relation: torch.nn.Parameter) -> None:
+        self.entity = RowGradient(entity)
+        self.relation = RowGradient(relation)
+
+    def assign_gradients(self) -> None:
+        """After ``backward``: set each table's ``.grad`` to the sparse gradient of its gathered rows. A table that
+        already has a gradient was used densely inside the step (a whole-table term), which would touch every row:
+        that is refused."""
+        for rows in (self.entity, self.relation):
+            if rows.table.grad is not None:
+                raise RuntimeError(
+                    "a sparse training step used a whole embedding table (it has a dense gradient); gather rows with "
+                    "KGEModel.entity_rows/relation_rows, or train with optimizer 'adam'"
+                )
+            rows.table.grad = rows.gradient()

@@ -136,7 +136,7 @@ def train_step(
     # in a job of several processes each takes a share of the rows, weighted so that the average over the
     # processes is the whole batch's mean (kg.engine.distributed)
     share = shard(batch, group)
-    with model.sparse_rows(sparse_step):
+    with model.sparse_rows(sparse_step) as gathered:
         if share.shape[0] > 0:
             loss = link_prediction_loss(
                 model,
@@ -152,8 +152,8 @@ def train_step(
             loss = loss + extra
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if sparse_step:
-        sparse.fill_missing_gradients(list(model.parameters()))
+    if gathered is not None:
+        gathered.assign_gradients()  # sparse gradients over the rows gathered in the block, nothing else
     average_gradients(list(model.parameters()), group, sparse=sparse_step)
     strategy.add_gradients(model)
     optimizer.step()

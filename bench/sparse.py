@@ -1,0 +1,250 @@
+"""Sparse training path (issue 11, "cost that follows the facts"): epoch time over the same new facts in graphs of
+growing size, dense Adam vs ``sparse_adam``, and the lkge quality on ENTITY with each; writes the ``sparse`` section
+of ``bench/RESULTS.md``.
+
+Epoch time (:func:`epoch_times`): a synthetic graph of N entities (64 relations, ~5 old facts per entity, long-tailed
+tail popularity) whose snapshot 0 is taken as learned (the LKGE regulariser holds every old row), then one growth
+snapshot of the **same** new facts at every size (a fixed seed; heads and tails among the first 20,000 entities,
+so the rows a batch touches are the same work at every size). LKGE trains it for 4 epochs; epochs 2 and 3 (pure
+training: validation only after the last) are timed. Everything but the table size is equal, so what grows is what
+a step spends on the whole table.
+
+    python bench/sparse.py --epochs-only --sizes 20000,200000,1000000        # under the heavy-job lock
+    python bench/sparse.py --entity sparse_adam                             # one lkge ENTITY run (lock)
+    python bench/sparse.py --report                                         # the section from the saved runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._results import write_section  # noqa: E402
+
+RUNS = ROOT / "bench" / "runs" / "sparse"
+ENTITY = ROOT.parent / "shared" / "data" / "lkge" / "ENTITY"
+NUM_RELATIONS = 64
+OLD_FACTS_PER_ENTITY = 5
+SHARED_ENTITIES = 20_000
+logger = logging.getLogger("bench")
+
+
+def _commit() -> str:
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    return subprocess.run(git, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+
+def _long_tailed(rng: np.random.Generator, count: int, entities: int) -> np.ndarray:
+    """``count`` entity ids below ``entities``, drawn by a Pareto popularity (a few hubs, a long tail)."""
+    popularity = rng.pareto(1.2, size=entities) + 1.0
+    return rng.choice(entities, size=count, p=popularity / popularity.sum())
+
+
+def synthetic_stream(num_entities: int, *, new_facts: int) -> Any:
+    """Snapshot 0 (``5 * num_entities`` old facts) and snapshot 1 (the same ``new_facts`` at every size)."""
+    from evergraph.kg.engine.snapshot import Snapshot
+
+    rng = np.random.default_rng(num_entities)
+    count = OLD_FACTS_PER_ENTITY * num_entities
+    heads, relations = rng.integers(0, num_entities, count), rng.integers(0, NUM_RELATIONS, count)
+    old = np.stack([heads, relations, _long_tailed(rng, count, num_entities)], axis=1)
+    shared = np.random.default_rng(11)  # the same new facts whatever the size
+    new = np.stack(
+        [
+            _long_tailed(shared, new_facts, SHARED_ENTITIES),
+            shared.integers(0, NUM_RELATIONS, new_facts),
+            _long_tailed(shared, new_facts, SHARED_ENTITIES),
+        ],
+        axis=1,
+    )
+    empty = torch.empty((0, 3), dtype=torch.long)
+
+    class Stream:
+        def __init__(self) -> None:
+            self.snapshots = [
+                Snapshot(0, torch.from_numpy(old), empty, empty, num_entities, NUM_RELATIONS, "old"),
+                Snapshot(1, torch.from_numpy(new), empty, empty, num_entities, NUM_RELATIONS, "new"),
+            ]
+
+        def train_facts(self, upto: int) -> torch.Tensor:
+            return torch.cat([s.train for s in self.snapshots[: upto + 1]])
+
+        def retired_entities(self, upto: int) -> torch.Tensor:
+            return torch.empty(0, dtype=torch.long)
+
+    return Stream()
+
+
+def epoch_time(num_entities: int, *, optimizer: str, new_facts: int, dim: int, epochs: int) -> dict[str, Any]:
+    """Seconds per pure training epoch of the growth snapshot (lkge, regulariser active) at this size."""
+    from evergraph.kg.engine.config import ModelConfig, RunConfig, TrainConfig
+    from evergraph.kg.engine.run_files import peak_rss_mb
+    from evergraph.kg.engine.strategies import SnapshotContext, get_strategy
+    from evergraph.kg.engine.training import train_snapshot
+
+    stream = synthetic_stream(num_entities, new_facts=new_facts)
+    train = TrainConfig(max_epochs=epochs, eval_every=epochs, patience=1, seed=0, device="cpu", optimizer=optimizer)
+    config = RunConfig(strategy="lkge", model=ModelConfig(dim=dim), train=train)
+    strategy = get_strategy(config)
+    generator = torch.Generator().manual_seed(0)
+    ctx0 = SnapshotContext(kg=stream, index=0, device=torch.device("cpu"), generator=generator)
+    model = strategy.prepare(None, ctx0)
+    strategy.finish(model, ctx0)  # snapshot 0 counts as learned: every old row is regularised
+    ctx = SnapshotContext(kg=stream, index=1, device=torch.device("cpu"), generator=generator)
+    model = strategy.prepare(model, ctx)
+    stamps: list[float] = []
+    losses: list[float] = []
+
+    def on_epoch(record: dict[str, float]) -> None:
+        stamps.append(time.perf_counter())
+        losses.append(record["loss"])
+
+    started = time.perf_counter()
+    train_snapshot(
+        model=model,
+        strategy=strategy,
+        ctx=ctx,
+        config=train,
+        validate=lambda m: 0.0,
+        show_progress=False,
+        on_epoch=on_epoch,
+    )
+    pure = np.diff(stamps[:-1])  # epochs 2..n-1: no setup before them, no validation or best-weights copy in them
+    return {
+        "entities": num_entities,
+        "optimizer": optimizer,
+        "new_facts": new_facts,
+        "steps_per_epoch": -(-2 * new_facts // train.batch_size),
+        "dim": dim,
+        "epoch_s": round(float(np.mean(pure)), 3),
+        "epoch_s_all": [round(float(x), 3) for x in pure],
+        "train_s": round(time.perf_counter() - started, 1),
+        "loss_last": round(losses[-1], 4),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "commit": _commit(),
+        "date": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "load": round(os.getloadavg()[0], 1),
+    }
+
+
+def entity_run(optimizer: str, *, extra: list[str]) -> dict[str, Any]:
+    """One whole lkge run on ENTITY (paper protocol) with ``optimizer``; its metrics with how it was made."""
+    from bench.lifelong import run_strategy
+
+    label = f"lkge-{optimizer}-sparse-bench"
+    out = ROOT / "bench" / "runs" / f"ENTITY-{label}-lkge-paper"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run, never a resumed one
+    started = time.perf_counter()
+    options = ["--optimizer", optimizer, *extra]
+    metrics = run_strategy("ENTITY", "lkge", protocol="lkge-paper", extra=options, label=label)
+    snaps = metrics["snapshots"]
+    return {
+        "optimizer": optimizer,
+        "extra": extra,
+        "stream_mrr": [round(s["stream"]["mrr"], 4) for s in snaps],
+        "hits@10": round(snaps[-1]["stream"]["hits@10"], 4),
+        "epochs": [s["epochs"] for s in snaps],
+        "train_s": round(sum(s["train_seconds"] for s in snaps), 1),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "commit": _commit(),
+        "date": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "load": round(os.getloadavg()[0], 1),
+    }
+
+
+def report() -> str:
+    epochs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("epoch-*.json"))]
+    entity = {r["optimizer"]: r for r in (json.loads(p.read_text()) for p in sorted(RUNS.glob("entity-*.json")))}
+    lines = [
+        "## Sparse training path (`bench/sparse.py`, issue 11: cost that follows the facts)",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}, "
+        "one torch thread; commit and load average per row.",
+        "",
+    ]
+    if epochs:
+        first = epochs[0]
+        lines += [
+            f"**Epoch over the same {first['new_facts']:,} new facts** (+ inverses: {first['steps_per_epoch']} "
+            f"steps of 2,048), lkge (autoencoder + regulariser on), TransE dim {first['dim']}, 10 negatives, "
+            "regulariser active on every old row; mean of the pure epochs 2-3 of 4 (see the module docstring).",
+            "",
+            "| entities in the table | optimizer | epoch (s) | vs 20k same optimizer | peak RSS (MB) | commit | load |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        base = {r["optimizer"]: r["epoch_s"] for r in epochs if r["entities"] == SHARED_ENTITIES}
+        for r in sorted(epochs, key=lambda r: (r["optimizer"], r["entities"])):
+            ratio = f"{r['epoch_s'] / base[r['optimizer']]:.2f}x" if r["optimizer"] in base else "-"
+            lines.append(
+                f"| {r['entities']:,} | {r['optimizer']} | {r['epoch_s']} | {ratio} | {r['peak_rss_mb']:,.0f} "
+                f"| {r['commit']} | {r['load']} |"
+            )
+        lines.append("")
+    if entity:
+        lines += [
+            "**Quality on ENTITY** (lkge, paper protocol, the engine's defaults unless noted; stream MRR after each "
+            "snapshot):",
+            "",
+            "| optimizer | settings | stream MRR s0..s4 | final H@10 | epochs per snapshot | train s | commit | load |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in entity.values():
+            lines.append(
+                f"| {r['optimizer']} | {' '.join(r['extra']) or 'defaults'} | {' / '.join(map(str, r['stream_mrr']))} "
+                f"| {r['hits@10']} | {' / '.join(map(str, r['epochs']))} | {r['train_s']} | {r['commit']} "
+                f"| {r['load']} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs-only", action="store_true", help="measure the epoch times only")
+    parser.add_argument("--sizes", default="20000,200000,1000000", help="entities in the table, comma-separated")
+    parser.add_argument("--optimizers", default="adam,sparse_adam")
+    parser.add_argument("--new-facts", type=int, default=250_000)
+    parser.add_argument("--dim", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=4, help="epochs trained per size (2..n-1 are timed)")
+    parser.add_argument("--entity", default=None, help="one lkge ENTITY run with this optimizer")
+    parser.add_argument("--entity-extra", default="", help="extra `evergraph train` options for --entity")
+    parser.add_argument("--report", action="store_true", help="write the section from the saved measurements")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(1)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    if args.epochs_only:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            for optimizer in args.optimizers.split(","):
+                result = epoch_time(
+                    size, optimizer=optimizer, new_facts=args.new_facts, dim=args.dim, epochs=args.epochs
+                )
+                (RUNS / f"epoch-{size}-{optimizer}.json").write_text(json.dumps(result, indent=1))
+                logger.info("%s", json.dumps(result))
+    if args.entity:
+        result = entity_run(args.entity, extra=args.entity_extra.split())
+        (RUNS / f"entity-{args.entity}.json").write_text(json.dumps(result, indent=1))
+        logger.info("%s", json.dumps(result))
+    if args.report:
+        write_section("sparse", report())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
