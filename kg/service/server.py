@@ -31,6 +31,7 @@ import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
@@ -53,7 +54,7 @@ from evergraph.kg.service.guard import MAX_BODY_BYTES, RequestGuard, check_expos
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QuestionRequest", "WorkerSettings", "create_app", "serve", "serve_workers", "worker_app"]
+__all__ = ["QuestionRequest", "WorkerSettings", "create_app", "limit_threads", "serve", "serve_workers", "worker_app"]
 
 WORKER_SETTINGS_ENV = "EVERGRAPH_SERVE_WORKER"
 """The environment variable :func:`serve_workers` hands :class:`WorkerSettings` to the worker processes in."""
@@ -72,11 +73,14 @@ def create_app(
     token: str | None = None,
     max_question_chars: int = MAX_QUESTION_CHARS,
     max_body_bytes: int = MAX_BODY_BYTES,
+    concurrency: int | None = None,
 ) -> FastAPI:
     """The FastAPI app answering from ``current()`` (called once per request, e.g.
     :meth:`evergraph.kg.service.serving.ChampionWatcher.current`). ``token`` (default none) requires a bearer token
     on every path but ``/healthz`` (the docs included), checked before a body is read; a body over
     ``max_body_bytes`` (default 64 KiB) is 413 before it is parsed (:class:`evergraph.kg.service.guard.RequestGuard`).
+    ``concurrency`` (default None: Starlette's thread pool, 40 threads) caps the queries computed at once in this
+    process; the others wait in the event loop rather than in threads taking turns on the GIL.
     """
     from evergraph.kg.errors import LLMError
 
@@ -88,8 +92,11 @@ def create_app(
         version="1",
         swagger_ui_parameters={"validatorUrl": None},
     )
+    limiter = None if concurrency is None else anyio.CapacityLimiter(concurrency)  # binds to the serving loop
 
-    def authorise(request: Request) -> None:
+    # the guard and the served version are async: they never block, and a sync dependency would cost each
+    # request a hop through the thread pool
+    async def authorise(request: Request) -> None:
         if token is None:
             return
         if not token_matches(request.headers.get("authorization", ""), token):
@@ -99,7 +106,7 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    def knowledge() -> Knowledge:
+    async def knowledge() -> Knowledge:
         return current()  # once per request: the whole request uses this version
 
     app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes)  # before any route or body parse
@@ -124,6 +131,10 @@ def create_app(
             status_code=500, content={"detail": "internal server error (a bug, not your request); see the server log"}
         )
 
+    async def compute(work: Callable[[], Response]) -> Response:
+        """``work()`` in a worker thread, at most ``concurrency`` at once (the event loop never computes)."""
+        return await anyio.to_thread.run_sync(work, limiter=limiter)
+
     def check_question(question: str) -> None:
         if len(question) > max_question_chars:
             raise HTTPException(
@@ -134,27 +145,27 @@ def create_app(
             raise HTTPException(status_code=422, detail="the question is empty")
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness: ``{"status": "ok", "version"}`` (no token needed)."""
         return {"status": "ok", "version": current().version}
 
     @app.get("/version", dependencies=[Auth], response_model=VersionInfo)
-    def version(served: Served) -> Response:
+    async def version(served: Served) -> Response:
         """The served model version and snapshot."""
         return _json(served.info())
 
     @app.get("/entities", dependencies=[Auth], response_model=EntitySearch)
-    def entities(served: Served, name: Label, k: K = 5) -> Response:
+    async def entities(served: Served, name: Label, k: K = 5) -> Response:
         """Entities matching a label or name."""
-        return _json(served.entity(name, k=k))
+        return await compute(lambda: _json(served.entity(name, k=k)))
 
     @app.get("/facts", dependencies=[Auth], response_model=FactsResult)
-    def facts(served: Served, entity: Label, limit: K = 50) -> Response:
+    async def facts(served: Served, entity: Label, limit: K = 50) -> Response:
         """Known facts about an entity."""
-        return _json(served.facts(entity, limit=limit))
+        return await compute(lambda: _json(served.facts(entity, limit=limit)))
 
     @app.get("/predict", dependencies=[Auth], response_model=Predictions)
-    def predict(
+    async def predict(
         served: Served,
         head: Label,
         relation: Label,
@@ -162,15 +173,17 @@ def create_app(
         direction: Annotated[str, Query(pattern="^(tail|head)$")] = "tail",
     ) -> Response:
         """New answers of (head, relation, ?) by link prediction, with calibrated confidence."""
-        return _json(served.predict(head, relation, k=k, direction=direction))  # type: ignore[arg-type]
+        return await compute(
+            lambda: _json(served.predict(head, relation, k=k, direction=direction)),  # type: ignore[arg-type]
+        )
 
     @app.get("/similar", dependencies=[Auth], response_model=SimilarResult)
-    def similar(served: Served, entity: Label, k: K = 10) -> Response:
+    async def similar(served: Served, entity: Label, k: K = 10) -> Response:
         """Entities nearest in embedding space."""
-        return _json(served.similar(entity, k=k))
+        return await compute(lambda: _json(served.similar(entity, k=k)))
 
     @app.get("/explain", dependencies=[Auth], response_model=ExplainResult)
-    def explain(
+    async def explain(
         served: Served,
         head: Label,
         relation: Label,
@@ -178,17 +191,18 @@ def create_app(
     ) -> Response:
         """The evidence for (head, relation, tail): supporting paths of known facts ranked by rule confidence,
         and analogous known facts."""
-        return _json(served.explain(head, relation, tail))
+        return await compute(lambda: _json(served.explain(head, relation, tail)))
 
     @app.post("/guide", dependencies=[Auth], response_model=GuideResult)
-    def guide(served: Served, body: QuestionRequest) -> Response:
+    async def guide(served: Served, body: QuestionRequest) -> Response:
         """Linked entities, cited facts, context and prompt for a question (abstains when the graph has none)."""
         check_question(body.question)
-        return _json(served.guide(body.question))
+        return await compute(lambda: _json(served.guide(body.question)))
 
     @app.post("/ask", dependencies=[Auth], response_model=Answer)
     def ask(served: Served, body: QuestionRequest) -> Response:
         """The LLM's answer from the guide's cited facts (no LLM call when the guide abstains)."""
+        # Starlette's thread pool, not the compute limiter: the thread mostly waits for the LLM
         check_question(body.question)
         try:
             return _json(served.ask(body.question))
@@ -240,6 +254,12 @@ class WorkerSettings(BaseModel):
     token_env: str | None = Field(None, description="environment variable holding the bearer token")
     max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0, description="largest request body accepted (413 above)")
     chat: bool = Field(False, description="answer /ask with the LLM configured in the environment")
+    threads: int | None = Field(
+        None, ge=1, description="torch and FAISS threads per worker (default: the cores divided by the workers)"
+    )
+    concurrency: int | None = Field(
+        None, ge=1, description="queries a worker computes at once (default: its threads); the rest wait their turn"
+    )
 
     def knowledge_options(self) -> dict[str, Any]:
         """The :class:`Knowledge` options these settings name (guide hops, encoders, LLM client)."""
@@ -275,11 +295,26 @@ def worker_app() -> FastAPI:
     except ValidationError as error:
         raise EvergraphError(f"{WORKER_SETTINGS_ENV} does not hold worker settings ({error})") from None
     token = settings.token()
+    threads = settings.threads or 1
+    limit_threads(threads)
     watcher = ChampionWatcher(settings.home, poll_interval=settings.poll, **settings.knowledge_options()).start()
     logger.info("worker %d serving model version %s", os.getpid(), watcher.current().version)
-    app = create_app(watcher.current, token=token, max_body_bytes=settings.max_body_bytes)
+    concurrency = settings.concurrency or threads
+    app = create_app(watcher.current, token=token, max_body_bytes=settings.max_body_bytes, concurrency=concurrency)
     app.state.watcher = watcher
     return app
+
+
+def limit_threads(threads: int) -> None:
+    """Run torch's and FAISS's operations of this process on ``threads`` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        import faiss
+    except ImportError:  # the index module names the missing extra when a bundle is loaded
+        return
+    faiss.omp_set_num_threads(threads)
 
 
 def serve_workers(
@@ -298,5 +333,7 @@ def serve_workers(
     if workers < 2:
         raise EvergraphError(f"serve_workers needs at least 2 workers, got {workers}; use serve for one process")
     check_exposure(host=host, token=settings.token(), insecure=insecure)
+    if settings.threads is None:  # the workers share the cores: more threads would only oversubscribe them
+        settings = settings.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // workers)})
     os.environ[WORKER_SETTINGS_ENV] = settings.model_dump_json()
     uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, host=host, port=port, log_level=log_level)

@@ -3,6 +3,8 @@ the body cap, and each follows the champion pointer."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 import signal
 import socket
@@ -15,10 +17,12 @@ import psutil
 import pytest
 
 from evergraph.kg.errors import EvergraphError
+from evergraph.kg.knowledge.knowledge import Knowledge
 from evergraph.kg.service.server import WORKER_SETTINGS_ENV, WorkerSettings, serve_workers, worker_app
+from evergraph.kg.store.bundle import load_champion
 from evergraph.kg.store.bundle_writer import switch_pointer
 from evergraph.kg.store.home import EvergraphHome
-from tests.conftest import wait_for
+from tests.conftest import born_person, wait_for
 
 TOKEN_ENV = "EVERGRAPH_TEST_WORKERS_TOKEN"
 TOKEN = "s3cret-token"
@@ -67,6 +71,23 @@ def test_two_workers_answer_guard_and_follow_the_champion(knowledge_home: Evergr
                 assert big.status_code == 413
             guided = client.post("/guide", headers=auth, json={"question": "Where was someone born?"})
             assert guided.status_code == 200 and guided.headers["X-Evergraph-Version"] == "2"
+
+            # concurrent questions, spread over both workers: each gets the in-process answer to its own question
+            knowledge = Knowledge(load_champion(knowledge_home))
+            questions = [f"Where was {born_person(knowledge.bundle)} born?", "Which country is Paris located in?"]
+            questions = (questions + ["What is the capital of France?", "Who is Zorblax Quintaine?"]) * 4
+            expected = {q: json.loads(knowledge.guide(q).model_dump_json()) for q in set(questions)}
+
+            def ask(question: str) -> tuple[str, int, dict[str, object]]:
+                with httpx.Client(base_url=url, timeout=60, headers=auth) as own:
+                    response = own.post("/guide", json={"question": question})
+                    return question, response.status_code, response.json()
+
+            with concurrent.futures.ThreadPoolExecutor(len(questions)) as pool:
+                answers = list(pool.map(ask, questions))
+            assert [status for _, status, _ in answers] == [200] * len(questions)
+            for question, _, body in answers:
+                assert body == expected[question], question
 
             # every worker follows the pointer: after the switch, all answers come from version 1
             switch_pointer(pointer=knowledge_home.champion_pointer, bundle=knowledge_home.bundle_dir("1"), version="1")
