@@ -143,6 +143,60 @@ def epoch_time(num_entities: int, *, optimizer: str, new_facts: int, dim: int, e
     }
 
 
+def step_time(num_entities: int, *, optimizer: str, new_facts: int, dim: int, steps: int) -> dict[str, Any]:
+    """CPU seconds per training step of the growth snapshot at this size (the light measure: ``steps`` steps after
+    5 warm-up steps, the same batches of the same new facts at every size; process CPU time, so other jobs on the
+    machine inflate it less than wall time)."""
+    from evergraph.kg.engine.config import ModelConfig, RunConfig, TrainConfig
+    from evergraph.kg.engine.model import doubled_triples
+    from evergraph.kg.engine.run_files import peak_rss_mb
+    from evergraph.kg.engine.strategies import SnapshotContext, get_strategy
+    from evergraph.kg.engine.training import make_optimizer, train_step
+
+    stream = synthetic_stream(num_entities, new_facts=new_facts)
+    train = TrainConfig(seed=0, device="cpu", optimizer=optimizer)
+    config = RunConfig(strategy="lkge", model=ModelConfig(dim=dim), train=train)
+    strategy = get_strategy(config)
+    generator = torch.Generator().manual_seed(0)
+    ctx0 = SnapshotContext(kg=stream, index=0, device=torch.device("cpu"), generator=generator)
+    model = strategy.prepare(None, ctx0)
+    strategy.finish(model, ctx0)
+    ctx = SnapshotContext(kg=stream, index=1, device=torch.device("cpu"), generator=generator)
+    model = strategy.prepare(model, ctx)
+    optimizer_ = make_optimizer(model, train.lr, kind=optimizer)
+    triples = doubled_triples(stream.snapshots[1].train)
+    order = torch.randperm(len(triples), generator=torch.Generator().manual_seed(1))
+    cpu, wall = [], []
+    for step in range(5 + steps):
+        batch = triples[order[step * train.batch_size : (step + 1) * train.batch_size]]
+        negatives = torch.randint(num_entities, (len(batch), train.num_negatives), generator=generator)
+        started_cpu, started = time.process_time(), time.perf_counter()
+        train_step(
+            model=model,
+            strategy=strategy,
+            ctx=ctx,
+            batch=batch,
+            negatives=negatives,
+            optimizer=optimizer_,
+            config=train,
+        )
+        if step >= 5:
+            cpu.append(time.process_time() - started_cpu)
+            wall.append(time.perf_counter() - started)
+    return {
+        "entities": num_entities,
+        "optimizer": optimizer,
+        "dim": dim,
+        "steps": steps,
+        "step_cpu_ms": round(1000 * float(np.median(cpu)), 1),
+        "step_wall_ms": round(1000 * float(np.median(wall)), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "commit": _commit(),
+        "date": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "load": round(os.getloadavg()[0], 1),
+    }
+
+
 def entity_run(optimizer: str, *, extra: list[str]) -> dict[str, Any]:
     """One whole lkge run on ENTITY (paper protocol) with ``optimizer``; its metrics with how it was made."""
     from bench.lifelong import run_strategy
@@ -211,7 +265,32 @@ def report() -> str:
                 f"| {r['load']} |"
             )
         lines.append("")
+    example = RUNS / "example-models.json"
+    if example.exists():
+        rows = json.loads(example.read_text())
+        lines += [
+            "**Every interaction on the example graph** (full scale, the demo settings `example_config`: dim 64, "
+            "validation every 2 epochs, at most 100; lkge, final stream MRR after 5 snapshots, seed 0; commit "
+            f"{rows[0]['commit']}):",
+            "",
+            "| model | adam: stream MRR | sparse_adam: stream MRR | adam: epochs | sparse_adam: epochs "
+            "| adam / sparse_adam train s |",
+            "|---|---|---|---|---|---|",
+        ]
+        by = {(r["model"], r["optimizer"]): r for r in rows}
+        for model in dict.fromkeys(r["model"] for r in rows):
+            dense, sparse = by[(model, "adam")], by[(model, "sparse_adam")]
+            lines.append(
+                f"| {model} | {dense['stream_mrr']} | {sparse['stream_mrr']} | {' / '.join(map(str, dense['epochs']))} "
+                f"| {' / '.join(map(str, sparse['epochs']))} | {dense['train_s']} / {sparse['train_s']} |"
+            )
+        lines.append("")
+    lines += NOTES
     return "\n".join(lines)
+
+
+NOTES: list[str] = []
+"""What the figures say (written after they were measured)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-facts", type=int, default=250_000)
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=4, help="epochs trained per size (2..n-1 are timed)")
+    parser.add_argument("--steps", type=int, default=0, help="the light measure: CPU ms per step over this many steps")
     parser.add_argument("--entity", default=None, help="one lkge ENTITY run with this optimizer")
     parser.add_argument("--entity-extra", default="", help="extra `evergraph train` options for --entity")
     parser.add_argument("--report", action="store_true", help="write the section from the saved measurements")
@@ -236,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
                     size, optimizer=optimizer, new_facts=args.new_facts, dim=args.dim, epochs=args.epochs
                 )
                 (RUNS / f"epoch-{size}-{optimizer}.json").write_text(json.dumps(result, indent=1))
+                logger.info("%s", json.dumps(result))
+    if args.steps:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            for optimizer in args.optimizers.split(","):
+                result = step_time(size, optimizer=optimizer, new_facts=args.new_facts, dim=args.dim, steps=args.steps)
+                (RUNS / f"step-{size}-{optimizer}-d{args.dim}.json").write_text(json.dumps(result, indent=1))
                 logger.info("%s", json.dumps(result))
     if args.entity:
         result = entity_run(args.entity, extra=args.entity_extra.split())
