@@ -250,6 +250,36 @@ def report() -> str:
                 f"| {r['commit']} | {r['load']} |"
             )
         lines.append("")
+    steps = [json.loads(p.read_text()) for p in sorted(RUNS.glob("step-*.json"))]
+    if steps:
+        lines += [
+            "**CPU time per training step** (the light measure, `--steps 20`: the same 20 batches of 2,048 of the same "
+            "new facts at every size after 5 warm-up steps, median of the step's process CPU time; lkge, TransE, "
+            "10 negatives, regulariser active on every old row; each size in its own process, without the heavy-job "
+            "lock: each took under a minute):",
+            "",
+            "| entities in the table | dim | adam (ms) | sparse_adam (ms) | adam / sparse_adam "
+            "| sparse_adam vs its 20k | sparse_adam vs adam at 20k | peak RSS (MB) | commit |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        by = {(r["entities"], r["dim"], r["optimizer"]): r for r in steps}
+        for size, dim in sorted({(r["entities"], r["dim"]) for r in steps}, key=lambda k: (k[1], k[0])):
+            dense, sparse = by.get((size, dim, "adam")), by.get((size, dim, "sparse_adam"))
+            base_s, base_d = by.get((SHARED_ENTITIES, dim, "sparse_adam")), by.get((SHARED_ENTITIES, dim, "adam"))
+
+            def ms(r: dict[str, Any] | None) -> str:
+                return "-" if r is None else str(r["step_cpu_ms"])
+
+            def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+                return "-" if a is None or b is None else f"{a['step_cpu_ms'] / b['step_cpu_ms']:.2f}x"
+
+            rss = max(r["peak_rss_mb"] for r in (dense, sparse) if r is not None)
+            commits = " / ".join(dict.fromkeys(r["commit"] for r in (dense, sparse) if r is not None))
+            lines.append(
+                f"| {size:,} | {dim} | {ms(dense)} | {ms(sparse)} | {ratio(dense, sparse)} | {ratio(sparse, base_s)} "
+                f"| {ratio(sparse, base_d)} | {rss:,.0f} | {commits} |"
+            )
+        lines.append("")
     if entity:
         lines += [
             "**Quality on ENTITY** (lkge, paper protocol, the engine's defaults unless noted; stream MRR after each "
@@ -286,10 +316,49 @@ def report() -> str:
             )
         lines.append("")
     lines += NOTES
+    if not entity:
+        lines.append(
+            "- *Not measured: lkge on ENTITY with `sparse_adam` vs `adam`* (the issue's quality bar, stream MRR within "
+            "0.005): both runs (reduced: dim 64, at most 30 epochs) were queued on the shared heavy-job lock "
+            "(`python bench/sparse.py --entity sparse_adam --entity-extra '--dim 64 --max-epochs 30'`, then `--entity "
+            "adam`, then `--report`), which ENTITY retraction runs held from 02:30 UTC past the end of this work."
+        )
+    if not epochs:
+        lines.append(
+            "- *Not measured: whole timed epochs* (`--epochs-only`, 4 epochs per size, under the heavy-job lock) for "
+            "the same reason; the per-step measure above is the light stand-in."
+        )
     return "\n".join(lines)
 
 
-NOTES: list[str] = []
+NOTES: list[str] = [
+    "**What the figures say.**",
+    "",
+    "- *Cost follows the batch on the sparse path.* Over the same new facts, a dense-Adam step grows with the table "
+    "(dim 32: 21.5 ms at 20k entities, 135 ms at 200k, 1,220 ms at 1M, 57x; dim 200: 108 ms -> 1,585 ms from 20k to "
+    "200k): Adam's update of every row, the regulariser's pull on every old row and the squared norms of the whole "
+    "table. A `sparse_adam` step at 1M costs 1.71x its 20k step (dim 32; 1.34x from 20k to 200k at dim 200), and "
+    "26x less than the dense step at 1M. What still grows is memory traffic, not work: the same ~25k rows a step are "
+    "gathered from and scattered into larger tables (the optimizer's moments and the regulariser's old rows miss the "
+    "caches; 3.8 -> 15.5 ms of the step's optimizer time from 20k to 1M), and negatives drawn from a larger table "
+    "repeat less, so a step holds more distinct rows.",
+    "- *The issue's target* (an epoch over the same new facts at most 2x as long in the big graph as in the 20k "
+    "one): met on the sparse path against its own 20k step (1.71x at 1M, from the per-step measure: an epoch here "
+    "is its steps, 2 x new facts / 2,048 of them, plus nothing that grows with the table but the best-weights copy "
+    "at a validation); against the dense path at 20k (today's cheaper small-graph step) it is 2.20x at 1M: just "
+    "missed. Not from whole timed epochs under the heavy-job lock: see *not measured* below.",
+    "- *Quality*: the loss and the gradients of the touched rows are the dense path's "
+    "(`tests/kg/test_sparse_training.py`, all four models); what differs is the optimizer (lazy Adam: a row's moments "
+    "move only when the row is in a batch; dense Adam keeps moving every row on its momentum) and the regulariser "
+    "(only on touched rows; an untouched row does not move, so its drift waits). On the example graph the final "
+    "stream MRR moves by -0.003 (TransE), +0.005 (RotatE), +0.016 (DistMult), -0.001 (ComplEx).",
+    "- *Default: `adam` stays.* On graphs of ENTITY's size and smaller the sparse step is no faster (0.77x at 20k, "
+    "dim 32; 0.91x at dim 200; the example graph trains in 16.1 s instead of 12.4 s with TransE), and changing the "
+    "default would change the configuration checksum of every run made with the defaults (an existing run "
+    "directory or lineage would refuse to continue, or start over). Use `--optimizer sparse_adam` "
+    "(`TrainConfig(optimizer='sparse_adam')`) from about 100k entities: 3.6x faster steps at 200k (dim 32), 10x at "
+    "dim 200, 26x at 1M.",
+]
 """What the figures say (written after they were measured)."""
 
 
