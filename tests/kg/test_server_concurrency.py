@@ -3,9 +3,11 @@ caps the questions computed at once, and a worker runs torch and FAISS on the th
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +20,14 @@ import torch
 from evergraph.kg.knowledge.knowledge import Knowledge
 from evergraph.kg.knowledge.schemas import GuideResult
 from evergraph.kg.service import server
-from evergraph.kg.service.server import WORKER_SETTINGS_ENV, WorkerSettings, create_app, serve_workers, worker_app
+from evergraph.kg.service.server import (
+    WORKER_SETTINGS_ENV,
+    TcpConfig,
+    WorkerSettings,
+    create_app,
+    serve_workers,
+    worker_app,
+)
 from evergraph.kg.store.bundle import load_champion
 from evergraph.kg.store.home import EvergraphHome
 from tests.servers import running
@@ -92,15 +101,50 @@ def test_concurrent_guides_get_their_own_answers_within_the_cap(knowledge: Knowl
 
 
 def test_workers_split_the_cores_between_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    started: dict[str, Any] = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, **options: started.update(app=app, **options))
+    started: list[dict[str, Any]] = []
+
+    class Supervisor:
+        def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+            started.append({"config": config, "sockets": sockets})
+
+        def run(self) -> None:
+            for sock in started[-1]["sockets"]:
+                sock.close()
+
+    monkeypatch.setattr("uvicorn.supervisors.Multiprocess", Supervisor)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     monkeypatch.delenv(WORKER_SETTINGS_ENV, raising=False)
-    serve_workers(WorkerSettings(), workers=4)
-    assert started["workers"] == 4 and started["factory"] is True
+    serve_workers(WorkerSettings(), workers=4, port=0)
+    assert started[0]["config"].workers == 4 and started[0]["config"].factory is True
     assert WorkerSettings.model_validate_json(os.environ[WORKER_SETTINGS_ENV]).threads == 2
-    serve_workers(WorkerSettings(threads=3), workers=4)  # a count given is kept
+    serve_workers(WorkerSettings(threads=3), workers=4, port=0)  # a count given is kept
     assert WorkerSettings.model_validate_json(os.environ[WORKER_SETTINGS_ENV]).threads == 3
+
+
+def test_the_workers_socket_sends_responses_at_once() -> None:
+    """Accepted connections get TCP_NODELAY (without it every keep-alive response waited ~40 ms for an ACK)."""
+    listener = TcpConfig("app:app", host="127.0.0.1", port=0).bind_socket()
+    assert listener.proto == socket.IPPROTO_TCP and listener.get_inheritable()
+    nodelay: list[int] = []
+
+    async def accept_one() -> None:
+        accepted = asyncio.Event()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+                accepted.set()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        await asyncio.wait_for(accepted.wait(), timeout=10)
+        writer.close()
+        server.close()
+
+    asyncio.run(accept_one())
+    assert nodelay == [1]
 
 
 def test_a_worker_runs_on_its_threads_and_caps_its_concurrency(
