@@ -4,9 +4,10 @@ With dense Adam a training step costs O(table): the optimizer updates every row 
 (its moments move rows the batch never saw), and the LKGE regulariser adds a gradient to every old row. On the sparse
 path:
 
-- the tables are read through :meth:`evergraph.kg.engine.model.KGEModel.sparse_rows`, so ``backward`` leaves a
-  sparse gradient holding only the gathered rows (the batch's heads, relations and tails, its negatives, the
-  autoencoder's sampled nodes and neighbours);
+- inside :meth:`evergraph.kg.engine.model.KGEModel.sparse_rows` every row a step reads (the batch's heads,
+  relations and tails, its negatives, the autoencoder's sampled nodes and neighbours) is gathered as a leaf of its
+  own (:class:`GatheredRows`); after ``backward`` their gradients are summed per row into one sparse gradient of
+  each table, and a whole-table use inside the step is refused;
 - :class:`LazyAdam` (lazy Adam, the update of :class:`torch.optim.SparseAdam`: the moments and the values of those
   rows only, one shared step count for the bias correction) applies it;
 - the LKGE regulariser is added to the touched rows only (:func:`add_to_touched_rows`);
