@@ -219,3 +219,19 @@ def test_the_lazy_adam_makes_torch_sparse_adams_update() -> None:
     with pytest.raises(RuntimeError, match="sparse row gradients only"):
         ours.grad = torch.ones(50, 6)
         lazy.step()
+
+
+def test_a_whole_table_term_inside_a_sparse_step_is_refused() -> None:
+    model = KGEModel(num_entities=10, num_relations=2, dim=4)
+    with model.sparse_rows() as gathered:
+        loss = model.entity_rows(torch.tensor([1, 2])).sum() + model.entity.pow(2).sum()  # the second reads every row
+    loss.backward()
+    with pytest.raises(RuntimeError, match="used a whole embedding table"):
+        gathered.assign_gradients()
+    model.zero_grad(set_to_none=True)
+    with model.sparse_rows() as gathered:
+        model.entity_rows(torch.tensor([[1, 2], [2, 7]])).sum().backward()
+    gathered.assign_gradients()
+    assert model.entity.grad.is_sparse and model.entity.grad.indices()[0].tolist() == [1, 2, 7]
+    assert model.entity.grad.to_dense()[2].tolist() == [2.0] * 4  # row 2 gathered twice: its gradients summed
+    assert model.relation.grad.is_sparse and model.relation.grad.values().numel() == 0  # no relation rows read
