@@ -237,12 +237,14 @@ def _functional(facts: FactTable, config: PlausibilityConfig) -> list[int]:
 
 
 def _misfit(types: RoleTypes, triples: torch.Tensor, min_share: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bool ``(head misfit, tail misfit)`` per triple ``[n, 3]`` (base relation ids)."""
-    if len(triples) == 0:
-        empty = torch.zeros(0, dtype=torch.bool)
-        return empty, empty
-    head = ~types.fits(triples[:, 0], 2 * triples[:, 1] + 1, min_share=min_share)
-    tail = ~types.fits(triples[:, 2], 2 * triples[:, 1], min_share=min_share)
+    """Bool ``(head misfit, tail misfit)`` per triple ``[n, 3]`` (base relation ids; ``-1`` for what is unknown:
+    an unknown side never misfits, nor does a triple of an unknown relation), in blocks of bounded memory."""
+    head, tail = torch.zeros(len(triples), dtype=torch.bool), torch.zeros(len(triples), dtype=torch.bool)
+    for start in range(0, len(triples), 4096):
+        h, r, t = triples[start : start + 4096].unbind(1)
+        known, relation = r >= 0, r.clamp(min=0)
+        head[start : start + len(h)] = known & (h >= 0) & ~types.fits(h, 2 * relation + 1, min_share=min_share)
+        tail[start : start + len(h)] = known & (t >= 0) & ~types.fits(t, 2 * relation, min_share=min_share)
     return head, tail
 
 
@@ -334,7 +336,7 @@ def check_facts(
     if bool(full.any()):
         scores[full] = _scores(model, rows[full])
     known = facts.contains_many(rows)
-    misfit_head, misfit_tail = _side_misfits(types, rows, config.min_share)
+    misfit_head, misfit_tail = (side.tolist() for side in _misfit(types, rows, config.min_share))
     # a functional relation contradicted: the head already has a known tail other than this one
     functional = torch.tensor(sorted(plausibility.functional), dtype=torch.long)
     candidates = torch.isin(r, functional) & (h >= 0) & (r >= 0)
@@ -377,20 +379,6 @@ def check_facts(
             )
         )
     return verdicts
-
-
-def _side_misfits(types: RoleTypes, rows: torch.Tensor, min_share: float) -> tuple[list[bool], list[bool]]:
-    """Per row ``(head, relation, tail)`` (base ids, ``-1`` unknown): whether a known head misfits the
-    relation's domain and a known tail its range (unknown sides never misfit), in blocks of bounded memory."""
-    head, tail = torch.zeros(len(rows), dtype=torch.bool), torch.zeros(len(rows), dtype=torch.bool)
-    for start in range(0, len(rows), 4096):
-        block = rows[start : start + 4096]
-        h, r, t = block.unbind(1)
-        ok = r >= 0
-        relation = r.clamp(min=0)
-        head[start : start + len(block)] = ok & (h >= 0) & ~types.fits(h, 2 * relation + 1, min_share=min_share)
-        tail[start : start + len(block)] = ok & (t >= 0) & ~types.fits(t, 2 * relation, min_share=min_share)
-    return head.tolist(), tail.tolist()
 
 
 def reason(
