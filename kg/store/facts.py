@@ -109,12 +109,8 @@ class FactTable:
 
     def has_answers(self, entities: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         """Bool tensor of ``entities``' shape: whether ``(entities[i], relations[i], ?)`` (model relation ids,
-        same shape) has a known answer. Vectorised: two binary searches per query."""
-        entities, relations = torch.as_tensor(entities).long(), torch.as_tensor(relations).long()
-        low = ((entities * self._width + relations) * self.num_entities).reshape(-1)
-        begin = torch.searchsorted(self._key, low)
-        end = torch.searchsorted(self._key, low + self.num_entities)
-        return (end > begin).reshape(entities.shape)
+        same shape) has a known answer. Vectorised: two binary searches per query (:meth:`answer_counts`)."""
+        return self.answer_counts(entities, relations) > 0
 
     def contains(self, head: int, relation: int, tail: int) -> bool:
         """Whether ``(head, relation, tail)`` (base relation id) is a known fact."""
