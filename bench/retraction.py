@@ -622,7 +622,7 @@ def main() -> None:
     if args.data == "example":
         from evergraph.kg.engine.example import write_example_dataset
 
-        WORK, USE_LOCK = WORK.with_name("retraction-example"), False
+        WORK, USE_LOCK = WORK.with_name("retraction-example" if args.work == "retraction" else args.work), False
         WORK.mkdir(parents=True, exist_ok=True)
         source = WORK / "example"
         if not (source / "4").exists():
@@ -894,7 +894,7 @@ def report(args: Any, summary: Any, forget: Any, use: Any, cost: Any, guide: Any
             "",
             f"- N-Triples parsing on this machine (3 exports, best of 3): {dumps['speed']}",
         ]
-    section = "retraction-example" if args.data == "example" else args.work
+    section = "retraction-example" if args.data == "example" and args.work == "retraction" else args.work
     write_section(section, "\n".join(lines))
 
 

@@ -103,8 +103,8 @@ class UnlearningConfig(_Config):
         ge=0,
         le=1,
         description="stop the phase once at most this share of the retracted facts is still closer than its target "
-        "distance, or once that loss stops improving (0: always run every step); on the example graph it stops "
-        "after ~20 of the 100 steps",
+        "distance, once their mean distance reaches the targets' mean, or once that loss stops improving (0: always "
+        "run every step); on the example graph it stops after 9-11 of the 100 steps",
     )
     lr: float = Field(1e-2, gt=0, description="Adam learning rate of the unlearning phase")
     retain_samples: int = Field(
@@ -137,6 +137,16 @@ class LKGEConfig(_Config):
     )
     mae_neighbours: int = Field(8, gt=0, description="neighbours sampled (with replacement) per entity per step")
     transfer_rounds: int = Field(3, ge=1, description="hops new entities may be reached through other new ones")
+    replay_weight: float = Field(
+        1.0,
+        ge=0,
+        description="weight of the replay term: old facts' queries, frozen, against new entities as negatives, so "
+        "new entities learn to stay out of old answers' way (every entity competes when the served model ranks); "
+        "0 turns it off (the paper's LKGE)",
+    )
+    replay_share: float = Field(
+        0.5, gt=0, le=4, description="old facts replayed per step, as a share of the batch's rows (cost follows it)"
+    )
     unlearning: UnlearningConfig = Field(
         default_factory=lambda: UnlearningConfig(),
         description="what the strategy does when a snapshot retracts facts it trained on",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 
 from evergraph.kg.engine.autoencoder import (
     NeighbourhoodGraph,
@@ -15,7 +16,7 @@ from evergraph.kg.engine.autoencoder import (
     transfer_embeddings,
 )
 from evergraph.kg.engine.config import RunConfig
-from evergraph.kg.engine.model import KGEModel
+from evergraph.kg.engine.model import KGEModel, doubled_triples
 from evergraph.kg.engine.resolver import Registry
 from evergraph.kg.engine.snapshot import Snapshot, retained
 from evergraph.kg.engine.sparse import add_to_touched_rows
@@ -156,10 +157,12 @@ class LKGE(Strategy):
         self.relation_weight: torch.Tensor | None = None
         self._graph: NeighbourhoodGraph | None = None
         self._reg: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._replay: tuple[torch.Tensor, int, int] | None = None  # old facts (model ids), first new entity, end
 
     def prepare(self, model: KGEModel | None, ctx: SnapshotContext) -> KGEModel:
         cfg = self.config.lkge
         snap = ctx.snapshot
+        old_entities = None if model is None else model.num_entities
         if model is not None:
             self._unlearn(model, ctx)  # before transfer: new entities must not inherit retracted knowledge
         if model is None:
@@ -180,12 +183,54 @@ class LKGE(Strategy):
             ctx.device
         )
         self._reg = None
+        self._replay = self._replay_facts(ctx, old_entities=old_entities)
         if self.old_entity is not None and self.old_relation is not None:
             self.old_entity, self.old_relation = self.old_entity.to(ctx.device), self.old_relation.to(ctx.device)
         if self.old_entity is not None and self.entity_weight is not None and self.relation_weight is not None:
             ew, rw = self.entity_weight.to(ctx.device), self.relation_weight.to(ctx.device)
             self._reg = (ew / ew[ew > 0].mean().clamp(min=1e-12), rw / rw[rw > 0].mean().clamp(min=1e-12))
         return model
+
+    def _replay_facts(self, ctx: SnapshotContext, *, old_entities: int | None) -> tuple[torch.Tensor, int, int] | None:
+        """The retained facts among old entities (both directions) whose queries meet the snapshot's new entities
+        as negatives (:meth:`_replay_loss`); ``None`` when the snapshot adds no entity or replay is off."""
+        new_entities = ctx.snapshot.num_entities
+        if self.config.lkge.replay_weight <= 0 or old_entities is None or new_entities <= old_entities:
+            return None
+        facts = ctx.kg.train_facts(ctx.index)
+        facts = facts[(facts[:, 0] < old_entities) & (facts[:, 2] < old_entities)]
+        if not len(facts):
+            return None
+        return doubled_triples(facts).to(ctx.device), old_entities, new_entities
+
+    def _replay_loss(self, model: KGEModel, ctx: SnapshotContext, *, rows: int) -> torch.Tensor:
+        """Old facts' queries, frozen, against new entities as negatives: the negative half of the link-prediction
+        loss (self-adversarial), with gradients into the new entities' rows only; ``replay_share`` times ``rows``
+        (the batch's) facts a step.
+
+        Training a snapshot on its new facts draws negatives from all entities, so nothing keeps a new entity
+        from landing near the answer of an *old* query (a model that trains on everything, ``retrain``, sees
+        those pairs as negatives). When every entity competes (the ``all-entities`` protocol; the served model's
+        top-k), such new entities outrank old answers; this term shows them the old queries."""
+        assert self._replay is not None
+        facts, first, end = self._replay
+        cfg = self.config.lkge
+        train = self.config.train
+        size = max(1, round(cfg.replay_share * rows))
+        picked = facts[torch.randint(len(facts), (size,), generator=ctx.generator).to(facts.device)]
+        negatives = (
+            torch.randint(end - first, (len(picked), train.num_negatives), generator=ctx.generator).to(facts.device)
+            + first
+        )
+        with torch.no_grad():
+            query = model.interaction.query(model.entity[picked[:, 0]], model.relation[picked[:, 1]])
+        scores = model.interaction.score_query(query.unsqueeze(1), model.entity_rows(negatives))
+        logits = -scores - train.margin if model.interaction.metric != "inner_product" else -scores
+        if train.adversarial_temperature > 0:
+            weights = torch.softmax(train.adversarial_temperature * scores.detach(), dim=1)
+        else:
+            weights = torch.full_like(scores, 1.0 / scores.shape[1])
+        return -(weights * F.logsigmoid(logits)).sum(1).mean() / 2
 
     def _unlearn(self, model: KGEModel, ctx: SnapshotContext) -> None:
         """Forget the facts this snapshot retracts (:mod:`evergraph.kg.engine.unlearning`) and stop counting them
@@ -233,6 +278,8 @@ class LKGE(Strategy):
         loss = torch.zeros((), device=batch.device)
         if cfg.reconstruction_weight > 0 and self._graph is not None:
             loss = loss + cfg.reconstruction_weight * self._reconstruction_loss(model, batch, ctx)
+        if self._replay is not None:
+            loss = loss + cfg.replay_weight * self._replay_loss(model, ctx, rows=len(batch))
         return loss
 
     @torch.no_grad()

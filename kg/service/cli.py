@@ -201,6 +201,8 @@ ENGINE_OPTIONS: tuple[tuple[str, str | None, str, type], ...] = (
     ("--mae-entities-per-batch", "lkge", "mae_entities_per_batch", int),
     ("--mae-neighbours", "lkge", "mae_neighbours", int),
     ("--transfer-rounds", "lkge", "transfer_rounds", int),
+    ("--replay-weight", "lkge", "replay_weight", float),
+    ("--replay-share", "lkge", "replay_share", float),
     ("--full-ranking-max-entities", "evaluation", "full_ranking_max_entities", int),
     ("--eval-sample-size", "evaluation", "sample_size", int),
 )

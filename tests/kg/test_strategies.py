@@ -139,3 +139,52 @@ def test_closed_form_regularisation_gradient_matches_autograd(example_data):
     assert torch.allclose(model.entity.grad, expected[0], atol=1e-5)
     assert torch.allclose(model.relation.grad, expected[1], atol=1e-5)
     assert expected[0][kg.snapshots[0].num_entities :].abs().sum() == 0  # new entities are free
+
+
+def _lkge_at_snapshot_1(example_data, **lkge: object):
+    """An LKGE strategy and model prepared for snapshot 1 of the example, after snapshot 0 (untrained)."""
+    kg = GrowingKG.load(example_data, upto=1)
+    config = fast_config("lkge")
+    for key, value in lkge.items():
+        setattr(config.lkge, key, value)
+    strategy = get_strategy(config)
+    gen = torch.Generator().manual_seed(0)
+    ctx0 = SnapshotContext(kg=kg, index=0, device=torch.device("cpu"), generator=gen)
+    model = strategy.prepare(None, ctx0)
+    strategy.finish(model, ctx0)
+    ctx1 = SnapshotContext(kg=kg, index=1, device=torch.device("cpu"), generator=gen)
+    return kg, strategy, strategy.prepare(model, ctx1), ctx1
+
+
+def test_replay_moves_only_new_entities_away_from_old_queries(example_data):
+    kg, strategy, model, ctx = _lkge_at_snapshot_1(example_data, reconstruction_weight=0.0)
+    old = kg.snapshots[0].num_entities
+    assert kg.snapshots[1].num_entities > old
+    facts, first, end = strategy._replay
+    assert (first, end) == (old, kg.snapshots[1].num_entities)
+    assert int(facts[:, [0, 2]].max()) < old  # only facts among old entities are replayed
+    loss = strategy.extra_loss(model, facts[:64], ctx)
+    loss.backward()
+    assert model.entity.grad[:old].abs().sum() == 0  # old queries are frozen
+    assert model.relation.grad is None or model.relation.grad.abs().sum() == 0
+    assert model.entity.grad[old:].abs().sum() > 0
+
+    # a few steps on the replay term alone push new entities out of old answers' way
+    def closest_new(m: KGEModel) -> float:
+        with torch.no_grad():
+            query = m.interaction.query(m.entity[facts[:, 0]], m.relation[facts[:, 1]])
+            return float(torch.cdist(query, m.entity[old:]).min(1).values.mean())
+
+    before = closest_new(model)
+    optimizer = torch.optim.Adam([model.entity], lr=0.01)
+    for _ in range(20):
+        optimizer.zero_grad()
+        strategy.extra_loss(model, facts[:64], ctx).backward()
+        optimizer.step()
+    assert closest_new(model) > before + 0.1, (before, closest_new(model))
+
+
+def test_replay_off_is_the_papers_lkge(example_data):
+    _, strategy, model, ctx = _lkge_at_snapshot_1(example_data, reconstruction_weight=0.0, replay_weight=0.0)
+    assert strategy._replay is None
+    assert float(strategy.extra_loss(model, torch.zeros((4, 3), dtype=torch.long), ctx)) == 0.0
