@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from evergraph.kg.engine.ingest import GrowingKG
+from evergraph.kg.engine.ingest import load_shared
 from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_final
 
 
@@ -19,8 +19,10 @@ from evergraph.tasks.common import IO_RETRIES, IO_RETRY_DELAYS, retry_unless_fin
 )
 def ingest_source(*, source: str) -> list[dict[str, Any]]:
     """Validate all snapshots under ``source`` (a :class:`~evergraph.kg.errors.SnapshotError` naming file and line is
-    final) and describe each: ``snapshot``, ``content_hash``, fact and vocabulary counts, ingest report."""
-    kg = GrowingKG.load(source)
+    final) and describe each: ``snapshot``, ``content_hash``, fact and vocabulary counts, ingest report. The
+    snapshots are read once per process while their files stay put (the ``evergraph run`` pre-flight check has
+    usually read them already)."""
+    kg = load_shared(source)
     found = [
         {
             "snapshot": s.index,
