@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -13,6 +12,7 @@ from evergraph.kg.engine.config import RunConfig
 from evergraph.kg.engine.lifelong import LifelongRun
 from evergraph.kg.engine.run_files import find_entry
 from evergraph.registry import open_snapshot_run
+from evergraph.registry.tracking import EpochLogger
 from evergraph.tasks.artifacts import artifact_key
 from evergraph.tasks.common import open_registry, retry_unless_final
 
@@ -76,7 +76,11 @@ def train_snapshot(
             live(index, record)
 
     run = LifelongRun(data=source, out=run_dir, config=run_config, show_progress=show_progress, on_epoch=on_epoch)
-    metrics = run.run(upto=snapshot)
+    try:
+        metrics = run.run(upto=snapshot)
+    finally:
+        if live is not None:
+            live.flush()  # the epochs logged since the last batch (the register task finishes the run)
     reporter.done()
     entry = find_entry(metrics, snapshot)
     assert entry is not None  # run(upto=snapshot) finished it (the engine logged the event line about it)
@@ -85,7 +89,7 @@ def train_snapshot(
 
 def _open_live_run(
     *, home: str | None, registry: dict[str, Any] | None, lineage: str, snapshot: int, run_dir: str
-) -> tuple[str | None, Callable[[int, dict[str, float]], None] | None]:
+) -> tuple[str | None, EpochLogger | None]:
     """The snapshot's MLflow run, opened now, and its per-epoch logger; (None, None) without a registry or when
     the store cannot be reached (training goes on; the register task logs everything afterwards)."""
     if registry is None:

@@ -122,8 +122,11 @@ def test_a_run_opened_at_training_start_shows_live_curves_and_is_finished_by_the
     assert run_id != stale
     on_epoch(1, {"epoch": 1, "max_epochs": 3, "loss": 0.9, "valid_mrr": 0.1})
     on_epoch(0, {"epoch": 1, "max_epochs": 3, "loss": 5.0})  # another snapshot of a resumed run: not this one's
-    on_epoch(1, {"epoch": 2, "max_epochs": 3, "loss": 0.7})
     assert client.get_run(run_id).info.status == "RUNNING"  # visible during training
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [(1, 0.9)]  # the first at once
+    on_epoch(1, {"epoch": 2, "max_epochs": 3, "loss": 0.7})  # batched: sent within LIVE_EVERY_SECONDS, or by flush
+    on_epoch.flush()
+    on_epoch.flush()  # nothing pending: nothing sent twice
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [(1, 0.9), (2, 0.7)]
 
     assert log_snapshot_run(run_dir=run_dir, snapshot=1, lineage=LINEAGE, config=config, run_id=run_id) == run_id
@@ -135,4 +138,33 @@ def test_a_run_opened_at_training_start_shows_live_curves_and_is_finished_by_the
     # a snapshot already finished: opening again returns that run, whose logger logs nothing
     again, quiet = open_snapshot_run(lineage=LINEAGE, snapshot=1, run_dir=run_dir, config=config)
     quiet(1, {"epoch": 9, "loss": 1.0})
+    quiet.flush()
     assert again == run_id and len(client.get_metric_history(run_id, "loss")) == 2
+
+
+def test_live_epochs_are_sent_in_batches(run_dir: Path, tmp_path: Path):
+    """Records coming faster than ``every_seconds`` wait for the next batch: one ``log_batch`` call for many
+    epochs, every record logged once with its own step."""
+    from evergraph.registry import open_snapshot_run
+    from evergraph.registry.tracking import EpochLogger
+
+    uri = f"sqlite:///{tmp_path}/batched.db"
+    config = RegistryConfig(tracking_uri=uri)
+    run_id, opened = open_snapshot_run(lineage=LINEAGE, snapshot=1, run_dir=run_dir, config=config)
+    client = MlflowClient(tracking_uri=uri)
+    calls: list[int] = []
+
+    class Counting:
+        def log_batch(self, run_id: str, metrics: list) -> None:
+            calls.append(len(metrics))
+            client.log_batch(run_id, metrics=metrics)
+
+    on_epoch = EpochLogger(client=Counting(), run_id=run_id, snapshot=1, every_seconds=3600.0)  # type: ignore[arg-type]
+    for epoch in range(1, 6):
+        on_epoch(1, {"epoch": epoch, "max_epochs": 5, "loss": 1.0 / epoch, "valid_mrr": 0.1 * epoch})
+    assert calls == [2]  # the first epoch at once (loss and valid_mrr); the others wait
+    on_epoch.flush()
+    assert calls == [2, 8]
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3, 4, 5]
+    assert [m.step for m in client.get_metric_history(run_id, "valid_mrr")] == [1, 2, 3, 4, 5]
+    assert opened.every_seconds > 0
