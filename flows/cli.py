@@ -95,6 +95,9 @@ def _run(args: argparse.Namespace) -> int:
     strategy, model = engine.strategy, engine.model.name
     kg_cli.apply_format(source, format=args.format)  # checked (and recorded in source.json) before any work
     check_before_run(source=source, strategy=strategy, model=model, config=config)  # before Prefect starts
+    from evergraph.registry import prepare_store
+
+    prepare_store(config=config.registry, home=home)  # a new home's MLflow database is made while Prefect starts
     kg_cli.console.print(
         f"lifelong pipeline: {strategy}/{model} on {source}"
         f"{' (demo-sized settings for the example graph)' if example else ''}; starting a temporary Prefect API",

@@ -17,6 +17,7 @@ from evergraph.registry.manifest import verify_manifest
 from evergraph.registry.plots import forgetting_matrix_png, stream_mrr_png
 
 if TYPE_CHECKING:
+    from evergraph.registry._store import prepare_store
     from evergraph.registry.models import CHALLENGER, CHAMPION, ModelRegistry, VersionInfo
     from evergraph.registry.tracking import log_snapshot_run, open_snapshot_run
 
@@ -27,6 +28,7 @@ _LAZY = {
     "VersionInfo": "evergraph.registry.models",
     "log_snapshot_run": "evergraph.registry.tracking",
     "open_snapshot_run": "evergraph.registry.tracking",
+    "prepare_store": "evergraph.registry._store",
 }
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "forgetting_matrix_png",
     "log_snapshot_run",
     "open_snapshot_run",
+    "prepare_store",
     "stream_mrr_png",
     "verify_manifest",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from urllib.parse import quote
 
 from mlflow import MlflowClient
@@ -36,6 +37,48 @@ def check_lineage(lineage: str) -> str:
             f"lineage {lineage!r} is not a valid name; use letters, digits, '.', '_' and '-' (e.g. example-lkge)"
         )
     return lineage
+
+
+_PREPARING: dict[str, threading.Thread] = {}
+_PREPARING_LOCK = threading.Lock()
+
+
+def prepare_store(*, config: RegistryConfig | None = None, home: EvergraphHome | None = None) -> bool:
+    """Start opening the SQLite store of ``config`` (default ``RegistryConfig()``) and ``home`` in a background
+    thread of this process: a new home's database is created (MLflow's schema migrations take seconds) and
+    MLflow's map of installed packages (read when a pyfunc model is saved) is built while the caller waits on
+    something else, e.g. Prefect's API starting. :meth:`Store.open` of the same store waits for it. Nothing is
+    written but the empty database; a failure is left for the first real use to report. Returns whether a thread
+    was started (only for ``sqlite:///`` files; servers need no preparation)."""
+    uri = (config or RegistryConfig()).location(home).tracking_uri
+    if sqlite_artifact_location(uri) is None:
+        return False
+
+    def _prepare() -> None:
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # creates the tracking tables
+            client.search_registered_models(max_results=1)  # the registry's store, on the same tables
+            from mlflow.utils.requirements_utils import _init_packages_to_modules_map
+
+            _init_packages_to_modules_map()  # MLflow's own cache (private; a missing name only costs the time)
+        except Exception as error:  # noqa: BLE001 - the pipeline's first registry call reports a real problem
+            logger.debug("preparing the MLflow store %s failed: %s", uri, error)
+
+    thread = threading.Thread(target=_prepare, name="evergraph-prepare-mlflow", daemon=True)
+    with _PREPARING_LOCK:
+        if uri in _PREPARING:
+            return False
+        _PREPARING[uri] = thread
+    thread.start()
+    return True
+
+
+def _wait_prepared(uri: str) -> None:
+    """Wait for :func:`prepare_store` of ``uri`` when one runs (two SQLite schema creations must not race)."""
+    with _PREPARING_LOCK:
+        thread = _PREPARING.get(uri)
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()
 
 
 def error_code(error: MlflowException) -> str:
@@ -78,6 +121,7 @@ class Store:
             if tracking_uri is not None:
                 config = config.model_copy(update={"tracking_uri": tracking_uri})
             location = config.location(home)
+            _wait_prepared(location.tracking_uri)
             client = MlflowClient(tracking_uri=location.tracking_uri, registry_uri=location.tracking_uri)
         artifacts = sqlite_artifact_location(client.tracking_uri)
         return cls(config=config, client=client, artifact_location=artifacts, experiment_id=experiment_id)

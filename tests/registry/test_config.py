@@ -25,6 +25,7 @@ def test_exported_names_are_pinned():
             "forgetting_matrix_png",
             "log_snapshot_run",
             "open_snapshot_run",
+            "prepare_store",
             "stream_mrr_png",
             "verify_manifest",
         ]
