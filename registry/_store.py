@@ -64,7 +64,9 @@ def prepare_store(*, config: RegistryConfig | None = None, home: EvergraphHome |
         except Exception as error:  # noqa: BLE001 - the pipeline's first registry call reports a real problem
             logger.debug("preparing the MLflow store %s failed: %s", uri, error)
 
-    thread = threading.Thread(target=_prepare, name="evergraph-prepare-mlflow", daemon=True)
+    # not a daemon: a process ending early (Prefect failed to start) waits for the migrations instead of cutting
+    # them off half-way
+    thread = threading.Thread(target=_prepare, name="evergraph-prepare-mlflow", daemon=False)
     with _PREPARING_LOCK:
         if uri in _PREPARING:
             return False
