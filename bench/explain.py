@@ -14,6 +14,12 @@ snapshot (``--snapshot``; the issue asks for 4):
 - **latency**: ``explain`` (paths and analogies) p50/p95 in-process, over the explained predictions.
 
     python bench/explain.py [--bundle DIR] [--snapshot N] [--queries 1000] [--no-write]
+
+``--mining-only`` times rule mining alone (no data directory needed; run it with ``OMP_NUM_THREADS=1``, as the
+pipeline's figure is quoted at one thread) and says whether the mined rules equal the bundle's ``rules.json``
+(rule for rule: bodies, confidences, supports, head coverages), when it has one; it prints and writes nothing:
+
+    OMP_NUM_THREADS=1 python bench/explain.py --bundle DIR --mining-only [--repeat 3]
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench._results import write_section  # noqa: E402
 from evergraph.kg.knowledge.explain import explain_fact  # noqa: E402
 from evergraph.kg.knowledge.inference import infer  # noqa: E402
-from evergraph.kg.knowledge.rules import mine_rules  # noqa: E402
+from evergraph.kg.knowledge.rules import RULES_FILE, RuleSet, mine_rules  # noqa: E402
 from evergraph.kg.store.bundle import Bundle  # noqa: E402
 
 logger = logging.getLogger("bench.explain")
@@ -49,14 +55,45 @@ def read(path: Path) -> list[tuple[str, str, str]]:
     return [tuple(line.split("\t")) for line in path.read_text(encoding="utf-8").splitlines() if line]  # type: ignore[misc]
 
 
+def mining_only(path: Path, *, repeat: int) -> None:
+    """Time rule mining of the bundle at ``path`` (best of ``repeat``) and compare with its ``rules.json``."""
+    torch.set_num_threads(1)
+    bundle = Bundle.load(path, verify=False)
+    seconds = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        rules = mine_rules(bundle.facts)
+        seconds.append(time.perf_counter() - started)
+    saved = path / RULES_FILE
+    same = RuleSet.load(saved).to_dict()["rules"] == rules.to_dict()["rules"] if saved.is_file() else None
+    confidence = float(np.mean([rule.confidence for found in rules.rules.values() for rule in found] or [0.0]))
+    result = {
+        "bundle": str(path),
+        "facts": len(bundle.facts),
+        "rules": len(rules),
+        "mean_confidence": round(confidence, 4),
+        "seconds": [round(s, 2) for s in seconds],
+        "best_seconds": round(min(seconds), 2),
+        "identical_to_rules_json": same,
+    }
+    print(json.dumps(result, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--snapshot", type=int, default=None, help="test facts of this snapshot (default: bundle's)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--mining-only", action="store_true", help="time rule mining alone, compare to rules.json")
+    parser.add_argument("--repeat", type=int, default=1, help="mining runs of --mining-only (the best is reported)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.mining_only:
+        if not args.bundle.is_dir():
+            sys.exit(f"no bundle at {args.bundle}")
+        mining_only(args.bundle, repeat=max(args.repeat, 1))
+        return
     if not DATA.is_dir() or not args.bundle.is_dir():
         sys.exit(f"needs {DATA} and a bundle at {args.bundle} (run bench/plausibility.py first)")
     torch.set_num_threads(2)

@@ -22,11 +22,13 @@ bundle without the file.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
 import weakref
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,39 +121,91 @@ class RuleSet:
             raise BundleError(f"{path} holds no rules ({error}); write the bundle again") from None
 
 
+_TABLE_CELLS = 1 << 24
+"""Cells ``(sample, entity)`` of the lookup table of the candidate joins (64 MiB of int32 at most): samples are
+joined in batches of ``_TABLE_CELLS // num_entities``."""
+_BLOCK = 1 << 22
+_DENSE_ROWS = 1 << 25
+"""Up to this many (model relation, entity) cells, ``Adjacency.row_of`` is a direct table (int64: 256 MiB)."""
+"""Path steps (candidate joins) or product work (confidence) materialised at once, to bound memory."""
+
+
 class Adjacency:
-    """One sparse ``[N, N]`` CSR matrix per model relation, and the doubled edge list, of a fact table."""
+    """The doubled edge list of a fact table (``2r`` forward, ``2r + 1`` inverse) in two sorted layouts, built
+    once per fact table: by source (``out_ptr``, a CSR over entities: the out-edges of ``e`` are positions
+    ``out_ptr[e]:out_ptr[e + 1]`` of ``out_rel``/``out_dst``), and without duplicates by (relation, source,
+    destination) (``edge_code``; ``stacked``, a CSR with one row per (relation, source) pair of ``row_keys``
+    ``relation * N + source``). ``matrices`` (one ``[N, N]`` CSR matrix per model relation) is built on first
+    use."""
 
     def __init__(self, facts: FactTable) -> None:
-        rows = facts.facts[:, :3].numpy()
+        rows = facts.facts[:, :3].numpy().astype(np.int64)
         n = facts.num_entities
         self.num_entities = n
+        self.num_model_relations = 2 * facts.num_relations
         src = np.concatenate([rows[:, 0], rows[:, 2]])
         rel = np.concatenate([2 * rows[:, 1], 2 * rows[:, 1] + 1])
         dst = np.concatenate([rows[:, 2], rows[:, 0]])
         self.src, self.rel, self.dst = src, rel, dst
-        self.src64 = src.astype(np.int64)
-        self.src_order = np.argsort(self.src64, kind="stable")  # every relation's joins on src share it
         self.degree = np.bincount(src, minlength=n)
-        self.matrices: dict[int, sp.csr_matrix] = {}
-        order = np.argsort(rel, kind="stable")
-        bounds = np.searchsorted(rel[order], np.arange(2 * facts.num_relations + 1))
-        for r in range(2 * facts.num_relations):
-            pick = order[bounds[r] : bounds[r + 1]]
-            if len(pick):
-                data = np.ones(len(pick), dtype=np.float32)
-                matrix = sp.csr_matrix((data, (src[pick], dst[pick])), shape=(n, n))
-                matrix.data[:] = 1.0  # duplicates summed: back to 0/1
-                self.matrices[r] = matrix
+        order = np.argsort(src, kind="stable")
+        self.out_ptr = np.concatenate([[0], np.cumsum(self.degree)])
+        self.out_src, self.out_rel, self.out_dst = src[order], rel[order], dst[order]
+        self.edge_code = np.unique((rel * n + src) * n + dst)
+        keys = self.edge_code // n
+        self.row_keys, starts = np.unique(keys, return_index=True)
+        # one more row, empty: where (relation, source) pairs without facts go
+        indptr = np.append(starts, [len(keys), len(keys)])
+        self.stacked = sp.csr_matrix(
+            (np.ones(len(keys), dtype=bool), self.edge_code % n, indptr), shape=(len(self.row_keys) + 1, n)
+        )
+        cells = self.num_model_relations * n
+        self._row_of: np.ndarray | None = None
+        if cells <= _DENSE_ROWS:  # a direct table; else binary searches
+            self._row_of = np.full(cells, len(self.row_keys), dtype=np.int64)
+            self._row_of[self.row_keys] = np.arange(len(self.row_keys))
 
-    def follow(self, rows: sp.csr_matrix, relation: int) -> sp.csr_matrix:
-        """``rows @ A_relation`` as 0/1 (the entities reached from each row's set)."""
-        matrix = self.matrices.get(relation)
-        if matrix is None:
-            return sp.csr_matrix(rows.shape, dtype=np.float32)
-        out = (rows @ matrix).tocsr()
-        out.data[:] = 1.0
-        return out
+    @cached_property
+    def matrices(self) -> dict[int, sp.csr_matrix]:
+        """One ``[N, N]`` 0/1 CSR matrix per model relation with facts (sorted indices)."""
+        n = self.num_entities
+        bounds = np.searchsorted(self.row_keys, np.arange(self.num_model_relations + 1) * n)
+        found = {}
+        for relation in range(self.num_model_relations):
+            lo, hi = bounds[relation], bounds[relation + 1]
+            if hi == lo:
+                continue
+            counts = np.zeros(n, dtype=np.int64)
+            counts[self.row_keys[lo:hi] - relation * n] = np.diff(self.stacked.indptr[lo : hi + 1])
+            indices = self.stacked.indices[self.stacked.indptr[lo] : self.stacked.indptr[hi]]
+            indptr = np.concatenate([[0], np.cumsum(counts)])
+            data = np.ones(len(indices), dtype=np.float32)
+            found[relation] = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+        return found
+
+    def row_of(self, keys: np.ndarray) -> np.ndarray:
+        """The rows of ``stacked`` of ``keys`` ``relation * N + source`` (its last, empty row where ``source``
+        has no fact of ``relation``)."""
+        if self._row_of is not None:
+            return self._row_of[keys]
+        found = np.searchsorted(self.row_keys, keys)
+        missing = found == len(self.row_keys)
+        missing[~missing] = self.row_keys[found[~missing]] != keys[~missing]
+        found[missing] = len(self.row_keys)
+        return found
+
+    def rows_of(self, relation: int) -> tuple[int, int]:
+        """The rows ``lo:hi`` of ``stacked`` (and ``row_keys``) of ``relation``'s sources."""
+        n = self.num_entities
+        lo, hi = np.searchsorted(self.row_keys, [relation * n, (relation + 1) * n])
+        return int(lo), int(hi)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every position of the ranges ``starts[k] : starts[k] + counts[k]``, with its range ``k``."""
+    owner = np.repeat(np.arange(len(starts)), counts)
+    position = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    return owner, position
 
 
 def _join(left: np.ndarray, right: np.ndarray, *, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -162,117 +216,215 @@ def _join(left: np.ndarray, right: np.ndarray, *, order: np.ndarray | None = Non
     sorted_right = right[order]
     lo = np.searchsorted(sorted_right, left, side="left")
     hi = np.searchsorted(sorted_right, left, side="right")
-    counts = hi - lo
-    li = np.repeat(np.arange(len(left)), counts)
-    starts = np.repeat(lo, counts)
-    offsets = np.arange(len(li)) - np.repeat(np.cumsum(counts) - counts, counts)
-    return li, order[starts + offsets]
+    li, position = _ranges(lo, hi - lo)
+    return li, order[position]
+
+
+def _blocks(counts: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive slices of ``counts`` whose sums stay near ``limit`` (a slice holds one item at least)."""
+    ends = np.searchsorted(np.cumsum(counts), np.arange(1, 1 + (int(counts.sum()) // limit)) * limit, side="right")
+    bounds = sorted({0, len(counts), *(int(end) for end in ends if 0 < end < len(counts))})
+    return list(itertools.pairwise(bounds))
+
+
+class _Groups:
+    """Values grouped by an int64 key: the sorted distinct ``keys``, and each one's ``start``/``count`` in
+    ``values`` (reordered to follow the keys)."""
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.values = values[order]
+        self.keys, self.start, self.count = np.unique(keys[order], return_index=True, return_counts=True)
 
 
 def _candidate_bodies(
-    adj: Adjacency, heads: np.ndarray, tails: np.ndarray, relation: int, config: RuleConfig
+    adj: Adjacency, heads: np.ndarray, tails: np.ndarray, relation: int, config: RuleConfig, table: np.ndarray
 ) -> dict[tuple[int, ...], int]:
-    """Body -> how many samples it connects (paths from ``heads[i]`` to ``tails[i]``, not the fact itself)."""
-    n = adj.num_entities
-    found: dict[tuple[int, ...], int] = {}
-    width = max(int(adj.rel.max()) + 1 if len(adj.rel) else 1, 1)
+    """Body -> how many samples it connects (paths from ``heads[i]`` to ``tails[i]``, not the fact itself).
+    ``table`` is a scratch ``int32`` array of ``-1`` (left so)."""
+    n = max(adj.num_entities, 1)
     samples = len(heads)
-
-    def count(steps: list[np.ndarray], which: np.ndarray) -> None:
-        """Add, per body (the relations of ``steps``), the number of distinct samples ``which`` it connects."""
-        if not len(which):
-            return
-        code = np.zeros(len(which), dtype=np.int64)
-        for step in steps:
-            code = code * width + step.astype(np.int64)
-        codes = np.unique(code * samples + which.astype(np.int64)) // samples
-        bodies, hits = np.unique(codes, return_counts=True)
-        for body, hit in zip(bodies.tolist(), hits.tolist(), strict=True):
-            parts = []
-            for _ in steps:
-                body, part = divmod(body, width)
-                parts.append(part)
-            key = tuple(reversed(parts))
-            found[key] = found.get(key, 0) + hit
-
-    index = np.arange(len(heads))
-    # out-edges of the heads: (i, r1, a)
-    li, ei = _join(heads.astype(np.int64), adj.src64, order=adj.src_order)
-    i1, r1, a = index[li], adj.rel[ei], adj.dst[ei]
-    # length 1: a == t, not the fact itself
-    one = (a == tails[i1]) & (r1 != 2 * relation)
-    count([r1[one]], i1[one])
-    if config.max_length < 2:
-        return found
-    middle = (a != tails[i1]) & (a != heads[i1])
-    i1, r1, a = i1[middle], r1[middle], a[middle]
-    # in-edges of the tails: (i, b, r_last) with b -r_last-> t
-    lj, ej = _join(tails.astype(np.int64), adj.src64, order=adj.src_order)
-    i3, b, r3 = index[lj], adj.dst[ej], adj.rel[ej] ^ 1
-    keep = (b != heads[i3]) & (b != tails[i3])
-    i3, b, r3 = i3[keep], b[keep], r3[keep]
-    # length 2: a == b
-    x, y = _join(i1.astype(np.int64) * n + a, i3.astype(np.int64) * n + b)
-    count([r1[x], r3[y]], i1[x])
-    if config.max_length < 3:
-        return found
-    # length 3: a -r2-> b' with b' an in-neighbour b of the same sample's tail, a != b'
-    small = adj.degree[a] <= config.max_middle_degree
-    i1, r1, a = i1[small], r1[small], a[small]
-    wanted = np.unique(b)
-    edge = np.isin(adj.dst, wanted)
-    e_src, e_rel, e_dst = adj.src[edge], adj.rel[edge], adj.dst[edge]
-    x, e = _join(a.astype(np.int64), e_src.astype(np.int64))
-    i2, p1, a2, p2, b2 = i1[x], r1[x], a[x], e_rel[e], e_dst[e]
-    ok = b2 != a2
-    i2, p1, p2, b2 = i2[ok], p1[ok], p2[ok], b2[ok]
-    x, y = _join(i2.astype(np.int64) * n + b2, i3.astype(np.int64) * n + b)
-    count([p1[x], p2[x], r3[y]], i2[x])
+    per = max(1, min(samples, len(table) // n))
+    pairs = [
+        _sample_bodies(adj, heads[lo : lo + per], tails[lo : lo + per], relation, config, table, first=lo, of=samples)
+        for lo in range(0, samples, per)
+    ]
+    # pairs: (body code, sample) of every distinct body of every sample; a body's hits are its distinct samples
+    codes, hits = np.unique(np.unique(np.concatenate(pairs)) // samples, return_counts=True)
+    width = adj.num_model_relations + 1
+    found: dict[tuple[int, ...], int] = {}
+    for code, hit in zip(codes.tolist(), hits.tolist(), strict=True):
+        parts = []
+        while code:
+            code, part = divmod(code, width)
+            parts.append(part - 1)
+        found[tuple(reversed(parts))] = hit
     return found
 
 
-def _confidence(
+def _sample_bodies(
     adj: Adjacency,
-    body: tuple[int, ...],
+    heads: np.ndarray,
+    tails: np.ndarray,
     relation: int,
-    rng: np.random.Generator,
-    sample: int,
-    cache: dict[int, tuple[np.ndarray, sp.csr_matrix, np.ndarray]],
-) -> float:
-    """Standard confidence of ``body => relation`` on up to ``sample`` heads of ``body[0]``; ``cache`` keeps, per
-    first step, the sampled heads with their first-step rows and the codes of their target pairs (one relation's
-    candidates share them)."""
-    target = adj.matrices.get(2 * relation)
-    if body[0] not in cache:
-        first = adj.matrices.get(body[0])
-        if first is None or target is None:
-            return 0.0
-        heads = np.flatnonzero(np.diff(first.indptr) > 0)
+    config: RuleConfig,
+    table: np.ndarray,
+    *,
+    first: int,
+    of: int,
+) -> np.ndarray:
+    """Distinct ``body_code * of + first + i`` of the bodies of paths from ``heads[i]`` to ``tails[i]`` (a batch
+    of ``of`` samples that starts at sample ``first``); a body ``(s1, .., sk)`` is coded ``(s1 + 1) * W^(k-1) +
+    .. + (sk + 1)``, ``W`` the model relations plus one."""
+    n = adj.num_entities
+    width = adj.num_model_relations + 1
+    found = [np.empty(0, dtype=np.int64)]
+
+    def add(code: np.ndarray, sample: np.ndarray) -> None:
+        found.append(np.unique(code * of + (sample + first)))
+
+    # out-edges of the heads: (i, r1, a)
+    i1, position = _ranges(adj.out_ptr[heads], adj.degree[heads])
+    r1, a = adj.out_rel[position], adj.out_dst[position]
+    # length 1: a == t, not the fact itself
+    one = (a == tails[i1]) & (r1 != 2 * relation)
+    add(r1[one] + 1, i1[one])
+    if config.max_length < 2:
+        return np.concatenate(found)
+    middle = (a != tails[i1]) & (a != heads[i1])
+    i1, r1, a = i1[middle], r1[middle], a[middle]
+    # in-edges of the tails, (i, b, r_last) with b -r_last-> t, grouped by (i, b): table[i * n + b] is the group
+    i3, position = _ranges(adj.out_ptr[tails], adj.degree[tails])
+    b, r3 = adj.out_dst[position], adj.out_rel[position] ^ 1
+    keep = (b != heads[i3]) & (b != tails[i3])
+    last = _Groups(i3[keep] * n + b[keep], r3[keep])
+    table[last.keys] = np.arange(len(last.keys), dtype=table.dtype)
+    try:
+        # length 2: a is an in-neighbour b of the same sample's tail
+        group = table[i1 * n + a]
+        hit = group >= 0
+        x, y = _ranges(last.start[group[hit]], last.count[group[hit]])
+        add((r1[hit][x] + 1) * width + last.values[y] + 1, i1[hit][x])
+        if config.max_length >= 3:
+            small = adj.degree[a] <= config.max_middle_degree
+            _length_three(adj, i1[small], r1[small], a[small], last, table, add)
+    finally:
+        table[last.keys] = -1
+    return np.concatenate(found)
+
+
+def _length_three(
+    adj: Adjacency, i1: np.ndarray, r1: np.ndarray, a: np.ndarray, last: _Groups, table: np.ndarray, add: Any
+) -> None:
+    """Length 3: ``a -r2-> b`` with ``(i, a)`` a head-side step and ``(i, b)`` a group of ``last``, ``a != b``."""
+    n = adj.num_entities
+    width = adj.num_model_relations + 1
+    first = _Groups(i1 * n + a, r1)
+    # the middle edges that can end a path: into some sample's tail-side b, not self-loops
+    wanted = np.zeros(n, dtype=bool)
+    wanted[last.keys % n] = True
+    edge = np.flatnonzero(wanted[adj.out_dst] & (adj.out_dst != adj.out_src))
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(adj.out_src[edge], minlength=n))])
+    middle_rel, middle_dst = adj.out_rel[edge], adj.out_dst[edge]
+    sample, entity = first.keys // n, first.keys % n
+    counts = ptr[entity + 1] - ptr[entity]
+    for lo, hi in _blocks(counts, _BLOCK):
+        owner, position = _ranges(ptr[entity[lo:hi]], counts[lo:hi])
+        owner += lo
+        group = table[sample[owner] * n + middle_dst[position]]
+        hit = group >= 0
+        owner, r2, group = owner[hit], middle_rel[position[hit]], group[hit]
+        # every first step of (i, a) times every last step of (i, b)
+        x, px = _ranges(first.start[owner], first.count[owner])
+        y, py = _ranges(last.start[group[x]], last.count[group[x]])
+        code = ((first.values[px][y] + 1) * width + r2[x][y] + 1) * width + last.values[py] + 1
+        add(code, sample[owner[x][y]])
+
+
+def _confidences(
+    adj: Adjacency, bodies: list[tuple[int, ...]], relation: int, rng: np.random.Generator, sample: int
+) -> list[float]:
+    """Standard confidence of each ``body => relation``: among the pairs ``(x, y)``, ``x != y``, the body
+    connects from up to ``sample`` heads ``x`` of its first step (drawn in the order of ``bodies``; bodies with
+    the same first step share them), the share for which ``relation(x, y)`` is known. Every prefix of the bodies
+    is followed once, and the children of a block of prefixes in one sparse product: rows ``(prefix, x)`` of
+    the entities the prefix reaches from ``x``, mapped onto the rows ``(step, entity)`` of ``adj.stacked``."""
+    n = adj.num_entities
+    result = [0.0] * len(bodies)
+    lo, hi = adj.rows_of(2 * relation)
+    if hi == lo:
+        return result
+    heads_of: dict[int, np.ndarray] = {}
+    for body in bodies:
+        step = body[0]
+        if step in heads_of:
+            continue
+        first, end = adj.rows_of(step)
+        if first == end:
+            continue
+        heads = adj.row_keys[first:end] - step * n
         if len(heads) > sample:
             heads = np.sort(rng.choice(heads, size=sample, replace=False))
-        cache[body[0]] = (heads, first[heads], _pair_codes(target[heads], adj.num_entities))
-    heads, rows, target_codes = cache[body[0]]
-    for step in body[1:]:
-        rows = adj.follow(rows, step)
-    # pairs (x, y) with x != y as codes row * n + column, counted with numpy on the CSR arrays (scipy's
-    # indexing and elementwise products cost more in checks than in work on these small row blocks)
-    n = adj.num_entities
-    reached = _pair_codes(rows, n)
-    diagonal = np.arange(len(heads), dtype=np.int64) * n + heads
-    reached = reached[~np.isin(reached, diagonal, assume_unique=True)]
-    if not len(reached):
-        return 0.0
-    hits = np.isin(reached, target_codes, assume_unique=True).sum()
-    return float(hits) / len(reached)
+        heads_of[step] = heads
+    wanted = {body: index for index, body in enumerate(bodies) if body[0] in heads_of}
+    if not wanted:
+        return result
+    children: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+    for body in wanted:
+        for length in range(2, len(body) + 1):
+            siblings = children.setdefault(body[: length - 1], [])
+            if body[:length] not in siblings:
+                siblings.append(body[:length])
 
+    target = adj.matrices[2 * relation]
 
-def _pair_codes(rows: sp.csr_matrix, n: int) -> np.ndarray:
-    """The stored nonzero cells of ``rows`` as codes ``row * n + column`` (unique: a product or row selection of
-    canonical CSR matrices stores each cell once)."""
-    rows = rows.tocsr()
-    nonzero = rows.data != 0
-    row_of = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr))
-    return row_of[nonzero] * n + rows.indices[nonzero].astype(np.int64)
+    def evaluate(matrix: sp.csr_matrix, nodes: list[tuple[int, ...]], row_head: np.ndarray, count: np.ndarray) -> None:
+        """The confidence of the bodies among ``nodes``: per row ``(node, x)``, the reached ``y`` (the row's
+        entries) less ``y == x``, and those of them with ``relation(x, y)``, from one elementwise product with
+        the rows ``2 * [y == x] + relation(x, y)``."""
+        flag = np.array([node in wanted for node in nodes])
+        if not flag.any():
+            return
+        node_of_row = np.repeat(np.arange(len(nodes)), count)
+        rows = np.flatnonzero(flag[node_of_row])
+        picked = matrix[rows] if len(rows) < matrix.shape[0] else matrix
+        heads = row_head[rows]
+        diagonal = sp.csr_matrix(
+            (np.full(len(rows), 2.0, dtype=np.float32), heads, np.arange(len(rows) + 1)), shape=picked.shape
+        )
+        product = picked.multiply(target[heads] + diagonal).tocsr()
+        owner = np.repeat(np.arange(len(rows)), np.diff(product.indptr))
+        node = node_of_row[rows]
+        reached = np.bincount(node, weights=np.diff(picked.indptr), minlength=len(nodes))
+        reached -= np.bincount(node[owner[product.data >= 2]], minlength=len(nodes))
+        hits = np.bincount(node[owner[product.data == 1]], minlength=len(nodes))
+        for k in np.flatnonzero(flag).tolist():
+            if reached[k] > 0:
+                result[wanted[nodes[k]]] = float(hits[k]) / int(reached[k])
+
+    def visit(matrix: sp.csr_matrix, nodes: list[tuple[int, ...]], row_head: np.ndarray, count: np.ndarray) -> None:
+        evaluate(matrix, nodes, row_head, count)
+        start = np.cumsum(count) - count
+        pairs = [(k, child) for k, node in enumerate(nodes) for child in children.get(node, [])]
+        if not pairs:
+            return
+        parent = np.array([k for k, _ in pairs])
+        step = np.array([child[-1] for _, child in pairs], dtype=np.int64)
+        weight = (matrix.indptr[start + count] - matrix.indptr[start])[parent]
+        for first, last in _blocks(weight, _BLOCK):
+            child_count = count[parent[first:last]]
+            which, parent_row = _ranges(start[parent[first:last]], child_count)
+            rows = matrix[parent_row]
+            key = np.repeat(step[first:last][which], np.diff(rows.indptr)) * n + rows.indices
+            shape = (len(parent_row), adj.stacked.shape[0])
+            mapped = sp.csr_matrix((rows.data, adj.row_of(key), rows.indptr), shape=shape)
+            visit(mapped @ adj.stacked, [child for _, child in pairs[first:last]], row_head[parent_row], child_count)
+
+    roots = list(dict.fromkeys(body[:1] for body in wanted))
+    heads = [heads_of[root[0]] for root in roots]
+    ids = np.concatenate([np.searchsorted(adj.row_keys, root[0] * n + h) for root, h in zip(roots, heads, strict=True)])
+    visit(adj.stacked[ids], roots, np.concatenate(heads), np.array([len(h) for h in heads]))
+    return result
 
 
 def mine_rules(facts: FactTable, *, config: RuleConfig | None = None) -> RuleSet:
@@ -282,21 +434,23 @@ def mine_rules(facts: FactTable, *, config: RuleConfig | None = None) -> RuleSet
     adj = Adjacency(facts)
     rng = np.random.default_rng(config.seed)
     known = facts.facts[:, :3].numpy()
+    per = min(config.samples_per_relation, _TABLE_CELLS // max(adj.num_entities, 1))
+    table = np.full(max(per, 1) * adj.num_entities, -1, dtype=np.int32)
+    order = np.argsort(known[:, 1], kind="stable")
+    relations, starts, totals = np.unique(known[order, 1], return_index=True, return_counts=True)
     result = RuleSet()
-    for relation in np.unique(known[:, 1]).tolist():
-        rows = known[known[:, 1] == relation]
+    for relation, start, total in zip(relations.tolist(), starts.tolist(), totals.tolist(), strict=True):
+        rows = known[np.sort(order[start : start + total])]
         if len(rows) > config.samples_per_relation:
             rows = rows[rng.choice(len(rows), size=config.samples_per_relation, replace=False)]
-        bodies = _candidate_bodies(adj, rows[:, 0], rows[:, 2], relation, config)
+        bodies = _candidate_bodies(adj, rows[:, 0], rows[:, 2], relation, config, table)
         candidates = sorted(
             ((body, hit) for body, hit in bodies.items() if hit >= config.min_support),
             key=lambda item: (-item[1], item[0]),
         )[: config.max_candidates]
-        total = int((known[:, 1] == relation).sum())
+        confidences = _confidences(adj, [body for body, _ in candidates], relation, rng, config.confidence_sample)
         rules = []
-        cache: dict[int, tuple[np.ndarray, sp.csr_matrix, np.ndarray]] = {}
-        for body, hit in candidates:
-            confidence = _confidence(adj, body, relation, rng, config.confidence_sample, cache)
+        for (body, hit), confidence in zip(candidates, confidences, strict=True):
             if confidence >= config.min_confidence:
                 coverage = hit / len(rows)
                 rules.append(Rule(relation, body, round(confidence, 4), round(coverage * total, 1), round(coverage, 4)))
