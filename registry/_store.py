@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 import threading
+import time
 from urllib.parse import quote
 
 from mlflow import MlflowClient
@@ -39,48 +42,44 @@ def check_lineage(lineage: str) -> str:
     return lineage
 
 
-_PREPARING: dict[str, threading.Thread] = {}
+_PREPARE_CODE = """
+import sys
+from mlflow import MlflowClient
+
+client = MlflowClient(tracking_uri=sys.argv[1], registry_uri=sys.argv[1])  # creates the tracking tables
+client.search_registered_models(max_results=1)  # the registry's store, on the same tables
+"""
+_PREPARING: dict[str, subprocess.Popen[bytes]] = {}
 _PREPARING_LOCK = threading.Lock()
 
 
 def prepare_store(*, config: RegistryConfig | None = None, home: EvergraphHome | None = None) -> bool:
-    """Start opening the SQLite store of ``config`` (default ``RegistryConfig()``) and ``home`` in a background
-    thread of this process: a new home's database is created (MLflow's schema migrations take seconds) and
-    MLflow's map of installed packages (read when a pyfunc model is saved) is built while the caller waits on
-    something else, e.g. Prefect's API starting. :meth:`Store.open` of the same store waits for it. Nothing is
-    written but the empty database; a failure is left for the first real use to report. Returns whether a thread
-    was started (only for ``sqlite:///`` files; servers need no preparation)."""
+    """Start creating the SQLite database of the store of ``config`` (default ``RegistryConfig()``) and ``home`` in
+    a separate process (MLflow's schema migrations of a new home take seconds) while the caller waits on something
+    else, e.g. Prefect's API starting; :meth:`Store.open` of the same store in this process waits for it. A process,
+    not a thread: importing MLflow's SQLAlchemy modules beside another thread importing them (Prefect's server does)
+    can fail half-way. Nothing is written but the empty schema; a failure there is left for the first real use to
+    report. Returns whether it was started (only for ``sqlite:///`` files; servers need no preparation)."""
     uri = (config or RegistryConfig()).location(home).tracking_uri
     if sqlite_artifact_location(uri) is None:
         return False
-
-    def _prepare() -> None:
-        try:
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # creates the tracking tables
-            client.search_registered_models(max_results=1)  # the registry's store, on the same tables
-            from mlflow.utils.requirements_utils import _init_packages_to_modules_map
-
-            _init_packages_to_modules_map()  # MLflow's own cache (private; a missing name only costs the time)
-        except Exception as error:  # noqa: BLE001 - the pipeline's first registry call reports a real problem
-            logger.debug("preparing the MLflow store %s failed: %s", uri, error)
-
-    # not a daemon: a process ending early (Prefect failed to start) waits for the migrations instead of cutting
-    # them off half-way
-    thread = threading.Thread(target=_prepare, name="evergraph-prepare-mlflow", daemon=False)
     with _PREPARING_LOCK:
         if uri in _PREPARING:
             return False
-        _PREPARING[uri] = thread
-    thread.start()
+        _PREPARING[uri] = subprocess.Popen(  # noqa: S603 - this interpreter, fixed code, the store's own URI
+            [sys.executable, "-c", _PREPARE_CODE, uri], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
     return True
 
 
 def _wait_prepared(uri: str) -> None:
-    """Wait for :func:`prepare_store` of ``uri`` when one runs (two SQLite schema creations must not race)."""
+    """Wait for :func:`prepare_store` of ``uri`` when it runs (two SQLite schema creations must not race)."""
     with _PREPARING_LOCK:
-        thread = _PREPARING.get(uri)
-    if thread is not None and thread is not threading.current_thread():
-        thread.join()
+        process = _PREPARING.get(uri)
+    if process is not None and process.poll() is None:
+        started = time.monotonic()
+        process.wait()
+        logger.debug("waited %.1fs for the MLflow store %s to be made", time.monotonic() - started, uri)
 
 
 def error_code(error: MlflowException) -> str:

@@ -1,4 +1,4 @@
-"""prepare_store: a new home's MLflow database made in the background, waited for by the first real open."""
+"""prepare_store: a new home's MLflow database made by another process, waited for by the first real open."""
 
 from pathlib import Path
 
@@ -13,7 +13,7 @@ def test_a_prepared_store_is_waited_for_and_then_used(tmp_path: Path):
     assert prepare_store(config=RegistryConfig(), home=home)
     assert not prepare_store(config=RegistryConfig(), home=home)  # one preparation per store and process
     models = ModelRegistry(home=home)  # at once: waits for the preparation instead of racing its migrations
-    assert not _PREPARING[home.tracking_uri].is_alive()
+    assert _PREPARING[home.tracking_uri].poll() == 0  # done, and it worked
     assert models.champion() is None and models.versions() == []
     assert (home.root / "mlflow.db").is_file()
     assert models.experiment_id  # the store works: the experiment is created on first use
