@@ -7,11 +7,14 @@ citizen_of(x, y)`` is the body ``(2 * born_in, 2 * located_in)`` of ``citizen_of
 
 1. **Candidates**: for up to ``samples_per_relation`` facts ``r(h, t)`` of each relation, every path of length
    at most ``max_length`` from ``h`` to ``t`` that does not use the fact itself (a vectorised join of out-edges
-   of the heads with in-edges of the tails). A body becomes a candidate when it connects at least
-   ``min_support`` of the sampled facts; its *head coverage* is that share, and ``support`` estimates how many
-   facts of ``r`` it connects (head coverage times the relation's facts).
+   of the heads with in-edges of the tails: the tails' side in a ``(sample, entity)`` lookup table, the heads'
+   side streamed through it). A body becomes a candidate when it connects at least ``min_support`` of the
+   sampled facts; its *head coverage* is that share, and ``support`` estimates how many facts of ``r`` it
+   connects (head coverage times the relation's facts).
 2. **Confidence** (standard confidence): among the pairs ``(x, y)``, ``x != y``, the body connects from up to
-   ``confidence_sample`` heads ``x`` (sparse row products), the share for which ``r(x, y)`` is known.
+   ``confidence_sample`` heads ``x``, the share for which ``r(x, y)`` is known. A relation's candidates are
+   measured together: every body prefix is followed once, all children of a block of prefixes in one sparse
+   product, and the reached pairs are counted with one elementwise product.
 
 Rules below ``min_confidence`` are dropped; the best ``max_rules_per_relation`` by confidence are kept. Mining is
 deterministic for a given ``seed``; :func:`rules_of` caches the rule set per fact table ("refreshed per bundle").
@@ -122,12 +125,12 @@ class RuleSet:
 
 
 _TABLE_CELLS = 1 << 24
-"""Cells ``(sample, entity)`` of the lookup table of the candidate joins (64 MiB of int32 at most): samples are
-joined in batches of ``_TABLE_CELLS // num_entities``."""
+"""Cells ``(sample, entity)`` of the lookup table of the candidate joins (64 MiB of int32 at most; its cell
+numbers are int32): samples are joined in batches of ``_TABLE_CELLS // num_entities``."""
 _BLOCK = 1 << 22
-_DENSE_ROWS = 1 << 25
-"""Up to this many (model relation, entity) cells, ``Adjacency.row_of`` is a direct table (int64: 256 MiB)."""
 """Path steps (candidate joins) or product work (confidence) materialised at once, to bound memory."""
+_DENSE_ROWS = 1 << 25
+"""Up to this many (model relation, entity) cells, ``Adjacency.row_of`` is a direct table (int32: 128 MiB)."""
 
 
 class Adjacency:
@@ -150,7 +153,9 @@ class Adjacency:
         self.degree = np.bincount(src, minlength=n)
         order = np.argsort(src, kind="stable")
         self.out_ptr = np.concatenate([[0], np.cumsum(self.degree)])
-        self.out_src, self.out_rel, self.out_dst = src[order], rel[order], dst[order]
+        # int32 copies (ids and table cells fit): the candidate joins stream through them
+        self.out_src, self.out_rel, self.out_dst = (part[order].astype(np.int32) for part in (src, rel, dst))
+        self.out_loop = self.out_src == self.out_dst
         self.edge_code = np.unique((rel * n + src) * n + dst)
         keys = self.edge_code // n
         self.row_keys, starts = np.unique(keys, return_index=True)
@@ -162,7 +167,7 @@ class Adjacency:
         cells = self.num_model_relations * n
         self._row_of: np.ndarray | None = None
         if cells <= _DENSE_ROWS:  # a direct table; else binary searches
-            self._row_of = np.full(cells, len(self.row_keys), dtype=np.int64)
+            self._row_of = np.full(cells, len(self.row_keys), dtype=np.int32)
             self._row_of[self.row_keys] = np.arange(len(self.row_keys))
 
     @cached_property
@@ -202,9 +207,14 @@ class Adjacency:
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every position of the ranges ``starts[k] : starts[k] + counts[k]``, with its range ``k``."""
-    owner = np.repeat(np.arange(len(starts)), counts)
-    position = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    """Every position of the ranges ``starts[k] : starts[k] + counts[k]``, with its range ``k`` (int32 arrays
+    when they fit: these are the largest arrays of mining)."""
+    total = int(counts.sum())
+    small = total < 2**31 and (not len(starts) or int(starts.max()) + int(counts.max()) < 2**31)
+    dtype = np.int32 if small else np.int64
+    owner = np.repeat(np.arange(len(starts), dtype=dtype), counts)
+    position = np.repeat((starts - (np.cumsum(counts) - counts)).astype(dtype), counts)
+    position += np.arange(total, dtype=dtype)
     return owner, position
 
 
@@ -233,8 +243,11 @@ class _Groups:
 
     def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
         order = np.argsort(keys, kind="stable")
-        self.values = values[order]
-        self.keys, self.start, self.count = np.unique(keys[order], return_index=True, return_counts=True)
+        self.values = values[order].astype(np.int64)  # body codes are made of them
+        keys = keys[order]
+        self.start = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else order[:0]
+        self.count = np.diff(np.append(self.start, len(keys)))
+        self.keys = keys[self.start]
 
 
 def _candidate_bodies(
@@ -274,14 +287,14 @@ def _sample_bodies(
     of: int,
 ) -> np.ndarray:
     """Distinct ``body_code * of + first + i`` of the bodies of paths from ``heads[i]`` to ``tails[i]`` (a batch
-    of ``of`` samples that starts at sample ``first``); a body ``(s1, .., sk)`` is coded ``(s1 + 1) * W^(k-1) +
-    .. + (sk + 1)``, ``W`` the model relations plus one."""
+    of samples that starts at sample ``first`` of ``of``); a body ``(s1, .., sk)`` is coded ``(s1 + 1) *
+    W^(k-1) + .. + (sk + 1)``, ``W`` the model relations plus one."""
     n = adj.num_entities
     width = adj.num_model_relations + 1
     found = [np.empty(0, dtype=np.int64)]
 
     def add(code: np.ndarray, sample: np.ndarray) -> None:
-        found.append(np.unique(code * of + (sample + first)))
+        found.append(np.unique(code.astype(np.int64) * of + (sample + first)))
 
     # out-edges of the heads: (i, r1, a)
     i1, position = _ranges(adj.out_ptr[heads], adj.degree[heads])
@@ -323,10 +336,10 @@ def _length_three(
     # the middle edges that can end a path: into some sample's tail-side b, not self-loops
     wanted = np.zeros(n, dtype=bool)
     wanted[last.keys % n] = True
-    edge = np.flatnonzero(wanted[adj.out_dst] & (adj.out_dst != adj.out_src))
+    edge = np.flatnonzero(wanted[adj.out_dst] & ~adj.out_loop)
     ptr = np.concatenate([[0], np.cumsum(np.bincount(adj.out_src[edge], minlength=n))])
     middle_rel, middle_dst = adj.out_rel[edge], adj.out_dst[edge]
-    sample, entity = first.keys // n, first.keys % n
+    sample, entity = (first.keys // n).astype(np.int32), first.keys % n
     counts = ptr[entity + 1] - ptr[entity]
     for lo, hi in _blocks(counts, _BLOCK):
         owner, position = _ranges(ptr[entity[lo:hi]], counts[lo:hi])
@@ -339,6 +352,12 @@ def _length_three(
         y, py = _ranges(last.start[group[x]], last.count[group[x]])
         code = ((first.values[px][y] + 1) * width + r2[x][y] + 1) * width + last.values[py] + 1
         add(code, sample[owner[x][y]])
+
+
+def _twos(columns: np.ndarray, width: int) -> sp.csr_matrix:
+    """A ``[len(columns), width]`` int8 matrix with a 2 in row ``i`` at ``columns[i]`` (the diagonal ``y == x``)."""
+    data = np.full(len(columns), 2, dtype=np.int8)
+    return sp.csr_matrix((data, columns, np.arange(len(columns) + 1)), shape=(len(columns), width))
 
 
 def _confidences(
@@ -376,7 +395,7 @@ def _confidences(
             if body[:length] not in siblings:
                 siblings.append(body[:length])
 
-    target = adj.matrices[2 * relation]
+    target = adj.matrices[2 * relation].astype(np.int8)  # int8 marks: the 0/1 rows multiplied stay one byte
 
     def evaluate(matrix: sp.csr_matrix, nodes: list[tuple[int, ...]], row_head: np.ndarray, count: np.ndarray) -> None:
         """The confidence of the bodies among ``nodes``: per row ``(node, x)``, the reached ``y`` (the row's
@@ -389,10 +408,7 @@ def _confidences(
         rows = np.flatnonzero(flag[node_of_row])
         picked = matrix[rows] if len(rows) < matrix.shape[0] else matrix
         heads = row_head[rows]
-        diagonal = sp.csr_matrix(
-            (np.full(len(rows), 2.0, dtype=np.float32), heads, np.arange(len(rows) + 1)), shape=picked.shape
-        )
-        product = picked.multiply(target[heads] + diagonal).tocsr()
+        product = picked.multiply(target[heads] + _twos(heads, n)).tocsr()
         owner = np.repeat(np.arange(len(rows)), np.diff(product.indptr))
         node = node_of_row[rows]
         reached = np.bincount(node, weights=np.diff(picked.indptr), minlength=len(nodes))
