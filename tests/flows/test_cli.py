@@ -114,6 +114,7 @@ def test_run_says_how_many_facts_wait_in_quarantine(
 ) -> None:
     import evergraph.flows.lifelong as lifelong
     import evergraph.flows.preflight as preflight
+    import evergraph.registry as registry
     from evergraph.kg.store.quarantine import HeldFact, QuarantineStore
 
     home = tmp_path / "home"
@@ -125,5 +126,6 @@ def test_run_says_how_many_facts_wait_in_quarantine(
     summary = {"lineage": "l", "created": [], "unchanged": [0, 1], "champion": None, "champion_snapshot": None}
     monkeypatch.setattr(preflight, "check_before_run", lambda **kwargs: None)
     monkeypatch.setattr(lifelong, "lifelong_pipeline", lambda **kwargs: summary)
+    monkeypatch.setattr(registry, "prepare_store", lambda **kwargs: False)  # no MLflow store for a pipeline not run
     assert main(["run", "--data", str(tmp_path), "--home", str(home), "--quarantine", "hold", "--quiet"]) == 0
     assert "1 new fact(s) wait in quarantine" in capsys.readouterr().out
