@@ -126,6 +126,8 @@ def test_run_says_how_many_facts_wait_in_quarantine(
     summary = {"lineage": "l", "created": [], "unchanged": [0, 1], "champion": None, "champion_snapshot": None}
     monkeypatch.setattr(preflight, "check_before_run", lambda **kwargs: None)
     monkeypatch.setattr(lifelong, "lifelong_pipeline", lambda **kwargs: summary)
-    monkeypatch.setattr(registry, "prepare_store", lambda **kwargs: False)  # no MLflow store for a pipeline not run
+    prepared: list[dict] = []  # the store is prepared before the pipeline starts Prefect (not made here: not run)
+    monkeypatch.setattr(registry, "prepare_store", lambda **kwargs: prepared.append(kwargs) or False)
     assert main(["run", "--data", str(tmp_path), "--home", str(home), "--quarantine", "hold", "--quiet"]) == 0
     assert "1 new fact(s) wait in quarantine" in capsys.readouterr().out
+    assert [p["home"].root for p in prepared] == [home.resolve()]
