@@ -236,16 +236,21 @@ def _row_classes(matrix: sp.csr_matrix) -> np.ndarray:
     return found
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every position of the ranges ``starts[k] : starts[k] + counts[k]``, with its range ``k`` (int32 arrays
-    when they fit: these are the largest arrays of mining)."""
+def _positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Every position of the ranges ``starts[k] : starts[k] + counts[k]``, in order (int32 when it fits: these
+    are the largest arrays of mining)."""
     total = int(counts.sum())
     small = total < 2**31 and (not len(starts) or int(starts.max()) + int(counts.max()) < 2**31)
     dtype = np.int32 if small else np.int64
-    owner = np.repeat(np.arange(len(starts), dtype=dtype), counts)
     position = np.repeat((starts - (np.cumsum(counts) - counts)).astype(dtype), counts)
     position += np.arange(total, dtype=dtype)
-    return owner, position
+    return position
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_positions` with the range ``k`` of each."""
+    position = _positions(starts, counts)
+    return np.repeat(np.arange(len(starts), dtype=position.dtype), counts), position
 
 
 def _join(left: np.ndarray, right: np.ndarray, *, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -268,14 +273,13 @@ def _blocks(counts: np.ndarray, limit: int) -> list[tuple[int, int]]:
 
 
 class _Groups:
-    """Values grouped by an int64 key: the sorted distinct ``keys``, and each one's ``start``/``count`` in
-    ``values`` (reordered to follow the keys)."""
+    """Distinct ``(key, value)`` pairs grouped by key: the sorted distinct ``keys``, and each one's ``start`` and
+    ``count`` in ``values`` (values below ``width``; one sort of the pairs' codes, no argsort)."""
 
-    def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
-        order = np.argsort(keys, kind="stable")
-        self.values = values[order].astype(np.int64)  # body codes are made of them
-        keys = keys[order]
-        self.start = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else order[:0]
+    def __init__(self, keys: np.ndarray, values: np.ndarray, *, width: int) -> None:
+        code = _distinct(keys.astype(np.int64) * width + values)
+        keys, self.values = code // width, code % width
+        self.start = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else code[:0]
         self.count = np.diff(np.append(self.start, len(keys)))
         self.keys = keys[self.start]
 
@@ -340,7 +344,7 @@ def _sample_bodies(
     i3, position = _ranges(adj.out_ptr[tails], adj.degree[tails])
     b, r3 = adj.out_dst[position], adj.out_rel[position] ^ 1
     keep = (b != heads[i3]) & (b != tails[i3])
-    last = _Groups(i3[keep] * n + b[keep], r3[keep])
+    last = _Groups(i3[keep] * n + b[keep], r3[keep], width=width)
     table[last.keys] = np.arange(len(last.keys), dtype=table.dtype)
     try:
         # length 2: a is an in-neighbour b of the same sample's tail
@@ -362,21 +366,23 @@ def _length_three(
     """Length 3: ``a -r2-> b`` with ``(i, a)`` a head-side step and ``(i, b)`` a group of ``last``, ``a != b``."""
     n = adj.num_entities
     width = adj.num_model_relations + 1
-    first = _Groups(i1 * n + a, r1)
+    first = _Groups(i1 * n + a, r1, width=width)
     # the middle edges that can end a path: into some sample's tail-side b, not self-loops
     wanted = np.zeros(n, dtype=bool)
     wanted[last.keys % n] = True
     edge = np.flatnonzero(wanted[adj.out_dst] & ~adj.out_loop)
     ptr = np.concatenate([[0], np.cumsum(np.bincount(adj.out_src[edge], minlength=n))])
     middle_rel, middle_dst = adj.out_rel[edge], adj.out_dst[edge]
-    sample, entity = (first.keys // n).astype(np.int32), first.keys % n
+    sample, entity = first.keys // n, first.keys % n
+    base = (sample * n).astype(np.int32)  # the table's cell of (i, 0)
     counts = ptr[entity + 1] - ptr[entity]
     for lo, hi in _blocks(counts, _BLOCK):
-        owner, position = _ranges(ptr[entity[lo:hi]], counts[lo:hi])
-        owner += lo
-        group = table[sample[owner] * n + middle_dst[position]]
-        hit = group >= 0
-        owner, r2, group = owner[hit], middle_rel[position[hit]], group[hit]
+        # (i, a) -r2-> b for every middle edge of a, looked up as (i, b); owners found for the hits only
+        position = _positions(ptr[entity[lo:hi]], counts[lo:hi])
+        group = table[np.repeat(base[lo:hi], counts[lo:hi]) + middle_dst[position]]
+        hit = np.flatnonzero(group >= 0)
+        owner = np.searchsorted(np.cumsum(counts[lo:hi]), hit, side="right") + lo
+        r2, group = middle_rel[position[hit]], group[hit]
         # every first step of (i, a) times every last step of (i, b)
         x, px = _ranges(first.start[owner], first.count[owner])
         y, py = _ranges(last.start[group[x]], last.count[group[x]])
