@@ -385,9 +385,9 @@ def _length_three(
         r2, group = middle_rel[position[hit]], group[hit]
         # every first step of (i, a) times every last step of (i, b)
         x, px = _ranges(first.start[owner], first.count[owner])
-        y, py = _ranges(last.start[group[x]], last.count[group[x]])
-        code = ((first.values[px][y] + 1) * width + r2[x][y] + 1) * width + last.values[py] + 1
-        add(code, sample[owner[x][y]])
+        steps, group, owner = (first.values[px] + 1) * width + r2[x] + 1, group[x], sample[owner[x]]
+        y, py = _ranges(last.start[group], last.count[group])
+        add(steps[y] * width + last.values[py] + 1, owner[y])
 
 
 def _twos(columns: np.ndarray, width: int) -> sp.csr_matrix:
