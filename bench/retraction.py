@@ -804,7 +804,7 @@ def setting_name(args: Any) -> str:
 def report(args: Any, summary: Any, forget: Any, use: Any, cost: Any, guide: Any, dumps: Any, age: Any) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lines = [
-        f"## Retraction and unlearning (`bench/retraction.py --data {args.data}`)",
+        f"## Retraction and unlearning (`bench/retraction.py --data {args.data} --work {args.work}`)",
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit.strip()}",
         f"- machine: {platform.platform()}, 2-core CPU shared with other jobs (1-minute load average"
