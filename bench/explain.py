@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import platform
 import subprocess
 import sys
@@ -56,14 +57,16 @@ def read(path: Path) -> list[tuple[str, str, str]]:
 
 
 def mining_only(path: Path, *, repeat: int) -> None:
-    """Time rule mining of the bundle at ``path`` (best of ``repeat``) and compare with its ``rules.json``."""
+    """Time rule mining of the bundle at ``path`` (wall and CPU seconds of each of ``repeat`` runs, with the
+    load average after them) and compare with its ``rules.json``."""
     torch.set_num_threads(1)
     bundle = Bundle.load(path, verify=False)
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.process_time()
         rules = mine_rules(bundle.facts)
         seconds.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - used)
     saved = path / RULES_FILE
     same = RuleSet.load(saved).to_dict()["rules"] == rules.to_dict()["rules"] if saved.is_file() else None
     confidence = float(np.mean([rule.confidence for found in rules.rules.values() for rule in found] or [0.0]))
@@ -74,6 +77,8 @@ def mining_only(path: Path, *, repeat: int) -> None:
         "mean_confidence": round(confidence, 4),
         "seconds": [round(s, 2) for s in seconds],
         "best_seconds": round(min(seconds), 2),
+        "cpu_seconds": [round(s, 2) for s in cpu],  # this process's CPU time: less sensitive to a shared machine
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         "identical_to_rules_json": same,
     }
     print(json.dumps(result, indent=2))

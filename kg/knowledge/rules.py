@@ -156,7 +156,7 @@ class Adjacency:
         # int32 copies (ids and table cells fit): the candidate joins stream through them
         self.out_src, self.out_rel, self.out_dst = (part[order].astype(np.int32) for part in (src, rel, dst))
         self.out_loop = self.out_src == self.out_dst
-        self.edge_code = _distinct((rel * n + src) * n + dst)
+        self.edge_code = _distinct((rel * n + src) * n + dst)  # int64: up to 2 * relations * N^2 < 2^63
         keys = self.edge_code // n
         self.row_keys, starts = np.unique(keys, return_index=True)
         # one more row, empty: where (relation, source) pairs without facts go
@@ -421,7 +421,9 @@ def _confidences(
     connects from up to ``sample`` heads ``x`` of its first step (drawn in the order of ``bodies``; bodies with
     the same first step share them), the share for which ``relation(x, y)`` is known. Every prefix of the bodies
     is followed once, and the children of a block of prefixes in one sparse product: rows ``(prefix, x)`` of
-    the entities the prefix reaches from ``x``, mapped onto the rows ``(step, entity)`` of ``adj.stacked``."""
+    the entities the prefix reaches from ``x``, mapped onto the rows ``(step, entity)`` of ``adj.stacked``.
+    Heads whose first-step rows are equal (e.g. every head of a relation with one hub tail) share one row, and
+    so do all their rows below it (:class:`_Level`)."""
     n = adj.num_entities
     result = [0.0] * len(bodies)
     lo, hi = adj.rows_of(2 * relation)
