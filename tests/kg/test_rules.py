@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from evergraph.kg.knowledge import rules as rules_module
 from evergraph.kg.knowledge.explain import ExplainConfig, explain_fact
-from evergraph.kg.knowledge.rules import Rule, RuleConfig, _join, mine_rules, rules_of
+from evergraph.kg.knowledge.rules import Rule, RuleConfig, _join, _row_classes, mine_rules, rules_of
 from evergraph.kg.store.bundle import Bundle
 from evergraph.kg.store.facts import FactTable
 
@@ -27,6 +28,13 @@ def _body(bundle: Bundle, *names: str) -> tuple[int, ...]:
         inverse = name.endswith("^-1")
         ids.append(2 * bundle.relations.id(name.removesuffix("^-1")) + int(inverse))
     return tuple(ids)
+
+
+def test_equal_rows_share_a_class() -> None:
+    rows = [[1, 4], [], [1, 4], [4], [0, 5], [1, 4], [], [2, 3]]  # [0, 5] and [2, 3]: same length and sum
+    indices, indptr = np.concatenate([r for r in rows if r]), np.cumsum([0, *map(len, rows)])
+    matrix = sp.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=(len(rows), 6))
+    assert _row_classes(matrix).tolist() == [0, 1, 0, 3, 4, 0, 1, 7]
 
 
 def test_join_pairs_equal_keys() -> None:
