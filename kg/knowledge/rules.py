@@ -138,8 +138,8 @@ class Adjacency:
     once per fact table: by source (``out_ptr``, a CSR over entities: the out-edges of ``e`` are positions
     ``out_ptr[e]:out_ptr[e + 1]`` of ``out_rel``/``out_dst``), and without duplicates by (relation, source,
     destination) (``edge_code``; ``stacked``, a CSR with one row per (relation, source) pair of ``row_keys``
-    ``relation * N + source``). ``matrices`` (one ``[N, N]`` CSR matrix per model relation) is built on first
-    use."""
+    ``relation * N + source``). ``matrices`` (one ``[N, N]`` CSR matrix per model relation, what explanations
+    use), ``row_class`` and the table of ``row_of`` (what mining uses) are built on first use."""
 
     def __init__(self, facts: FactTable) -> None:
         rows = facts.facts[:, :3].numpy().astype(np.int64)
@@ -164,12 +164,6 @@ class Adjacency:
         self.stacked = sp.csr_matrix(
             (np.ones(len(keys), dtype=bool), self.edge_code % n, indptr), shape=(len(self.row_keys) + 1, n)
         )
-        self.row_class = _row_classes(self.stacked)
-        cells = self.num_model_relations * n
-        self._row_of: np.ndarray | None = None
-        if cells <= _DENSE_ROWS:  # a direct table; else binary searches
-            self._row_of = np.full(cells, len(self.row_keys), dtype=np.int32)
-            self._row_of[self.row_keys] = np.arange(len(self.row_keys))
 
     @cached_property
     def matrices(self) -> dict[int, sp.csr_matrix]:
@@ -189,11 +183,26 @@ class Adjacency:
             found[relation] = sp.csr_matrix((data, indices, indptr), shape=(n, n))
         return found
 
+    @cached_property
+    def row_class(self) -> np.ndarray:
+        """For each row of ``stacked``, the first row with the same entities (:func:`_row_classes`)."""
+        return _row_classes(self.stacked)
+
+    @cached_property
+    def _row_table(self) -> np.ndarray | None:
+        """``row_of`` as a direct table, when it is small enough (else binary searches)."""
+        cells = self.num_model_relations * self.num_entities
+        if cells > _DENSE_ROWS:
+            return None
+        table = np.full(cells, len(self.row_keys), dtype=np.int32)
+        table[self.row_keys] = np.arange(len(self.row_keys))
+        return table
+
     def row_of(self, keys: np.ndarray) -> np.ndarray:
         """The rows of ``stacked`` of ``keys`` ``relation * N + source`` (its last, empty row where ``source``
         has no fact of ``relation``)."""
-        if self._row_of is not None:
-            return self._row_of[keys]
+        if self._row_table is not None:
+            return self._row_table[keys]
         found = np.searchsorted(self.row_keys, keys)
         missing = found == len(self.row_keys)
         missing[~missing] = self.row_keys[found[~missing]] != keys[~missing]
