@@ -149,7 +149,6 @@ class Adjacency:
         src = np.concatenate([rows[:, 0], rows[:, 2]])
         rel = np.concatenate([2 * rows[:, 1], 2 * rows[:, 1] + 1])
         dst = np.concatenate([rows[:, 2], rows[:, 0]])
-        self.src, self.rel, self.dst = src, rel, dst
         self.degree = np.bincount(src, minlength=n)
         order = np.argsort(src, kind="stable")
         self.out_ptr = np.concatenate([[0], np.cumsum(self.degree)])
