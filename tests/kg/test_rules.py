@@ -117,11 +117,14 @@ def test_no_rule_no_path(bundle: Bundle) -> None:
     assert explanation.analogies == []
 
 
-def _random_facts(seed: int, *, entities: int = 40, relations: int = 3, facts: int = 260) -> FactTable:
-    """Random facts with hub tails, duplicate facts and self-loops (the cases the vectorised joins must keep)."""
+def _random_facts(
+    seed: int, *, entities: int = 40, relations: int = 3, facts: int = 260, hubs: str = "tails"
+) -> FactTable:
+    """Random facts with a few hubs among the tails (or heads), duplicate facts and self-loops (the cases the
+    vectorised joins must keep)."""
     rng = np.random.default_rng(seed)
     heads, tails = rng.integers(0, entities, facts), rng.integers(0, entities, facts)
-    tails[: facts // 4] = rng.integers(0, 3, facts // 4)  # a few hubs
+    (tails if hubs == "tails" else heads)[: facts // 4] = rng.integers(0, 3, facts // 4)
     rows = np.stack([heads, rng.integers(0, relations, facts), tails, np.zeros(facts, dtype=np.int64)], axis=1)
     rows = np.concatenate([rows, rows[: facts // 10], [[5, 1, 5, 0], [7, 0, 7, 0]]])  # duplicates, self-loops
     return FactTable(torch.tensor(rows), num_entities=entities, num_relations=relations)
@@ -196,9 +199,9 @@ def _reference_rules(facts: FactTable, config: RuleConfig) -> dict[int, list[Rul
         RuleConfig(max_length=1, min_support=1, min_confidence=0.0),
     ],
 )
-@pytest.mark.parametrize("seed", [0, 1])
-def test_mining_equals_a_plain_reference(seed: int, config: RuleConfig) -> None:
-    facts = _random_facts(seed)
+@pytest.mark.parametrize(("seed", "hubs"), [(0, "tails"), (1, "tails"), (0, "heads"), (1, "heads")])
+def test_mining_equals_a_plain_reference(seed: int, hubs: str, config: RuleConfig) -> None:
+    facts = _random_facts(seed, hubs=hubs)
     expected = _reference_rules(facts, config)
     assert sum(len(rules) for rules in expected.values()) > 0
     assert mine_rules(facts, config=config).rules == expected
