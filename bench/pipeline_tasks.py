@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
@@ -28,12 +29,34 @@ async def _runs() -> tuple[list, list]:
         return await client.read_flow_runs(), await client.read_task_runs()
 
 
+def task_seconds() -> dict[str, float]:
+    """Seconds per task name (summed over its runs) of every task run in the Prefect database of ``PREFECT_HOME``
+    (``bench/pipeline.py`` reads a finished pipeline's home this way: ``--read-tasks``)."""
+    _, tasks = asyncio.run(_runs())
+    totals: dict[str, float] = {}
+    for run in tasks:
+        if run.name.startswith("evergraph-"):  # a subflow's own task run: it spans the tasks inside it
+            continue
+        seconds = run.total_run_time.total_seconds() if run.total_run_time else 0.0
+        key = re.sub(r"-(snapshot|version|to)-.*$", "", run.name)
+        totals[key] = totals.get(key, 0.0) + seconds
+    return totals
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="the source (e.g. ../shared/data/lkge/ENTITY)")
-    parser.add_argument("--home", required=True, help="a new Evergraph home for this run")
+    parser.add_argument("--data", help="the source (e.g. ../shared/data/lkge/ENTITY)")
+    parser.add_argument("--home", help="a new Evergraph home for this run")
     parser.add_argument("--max-epochs", type=int, default=None, help="engine default when not given")
+    parser.add_argument(
+        "--read-tasks", action="store_true", help="run nothing: print seconds per task of PREFECT_HOME's database"
+    )
     args = parser.parse_args()
+    if args.read_tasks:
+        print(json.dumps(task_seconds()))
+        return 0
+    if not args.data or not args.home:
+        parser.error("--data and --home are required unless --read-tasks")
     train = TrainConfig(seed=0, device="cpu", **({"max_epochs": args.max_epochs} if args.max_epochs else {}))
     config = PipelineConfig(home=args.home, engine=RunConfig(train=train))
     lifelong_pipeline(source=args.data, strategy="lkge", model="transe", config=config)
