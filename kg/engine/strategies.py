@@ -137,7 +137,9 @@ class LKGE(Strategy):
     Loss of a batch = link prediction
       + ``reconstruction_weight`` * (mean ||e - MAE(e)||^2 over sampled batch entities
                                     + mean ||r - MAE(r)||^2 over the batch's relations)
-      + ``regularization_weight`` * sum_x w_x ||x - x_old||^2 over old entities and relations,
+      + ``regularization_weight`` * sum_x w_x ||x - x_old||^2 over old entities and relations
+      + ``replay_weight`` * (negative half of the link-prediction loss for replayed old facts, their queries
+                             frozen, against new entities; :meth:`_replay_loss`, our addition to the paper),
     where ``w_x`` is the number of training facts ``x`` has been trained on in earlier snapshots, divided by
     its mean (so the weight's scale does not depend on the dataset size).
 
