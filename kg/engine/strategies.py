@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from evergraph.kg.engine.autoencoder import (
     NeighbourhoodGraph,
@@ -16,6 +15,7 @@ from evergraph.kg.engine.autoencoder import (
     transfer_embeddings,
 )
 from evergraph.kg.engine.config import RunConfig
+from evergraph.kg.engine.losses import negative_sampling_term
 from evergraph.kg.engine.model import KGEModel, doubled_triples
 from evergraph.kg.engine.resolver import Registry
 from evergraph.kg.engine.snapshot import Snapshot, retained
@@ -227,12 +227,10 @@ class LKGE(Strategy):
         with torch.no_grad():
             query = model.interaction.query(model.entity[picked[:, 0]], model.relation[picked[:, 1]])
         scores = model.interaction.score_query(query.unsqueeze(1), model.entity_rows(negatives))
-        logits = -scores - train.margin if model.interaction.metric != "inner_product" else -scores
-        if train.adversarial_temperature > 0:
-            weights = torch.softmax(train.adversarial_temperature * scores.detach(), dim=1)
-        else:
-            weights = torch.full_like(scores, 1.0 / scores.shape[1])
-        return -(weights * F.logsigmoid(logits)).sum(1).mean() / 2
+        term = negative_sampling_term(
+            scores, metric=model.interaction.metric, margin=train.margin, temperature=train.adversarial_temperature
+        )
+        return term / 2
 
     def _unlearn(self, model: KGEModel, ctx: SnapshotContext) -> None:
         """Forget the facts this snapshot retracts (:mod:`evergraph.kg.engine.unlearning`) and stop counting them

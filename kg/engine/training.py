@@ -25,6 +25,7 @@ from evergraph.kg.engine.distributed import (
     shard,
     sum_over_processes,
 )
+from evergraph.kg.engine.losses import negative_sampling_term
 from evergraph.kg.engine.model import KGEModel, doubled_triples
 from evergraph.kg.engine.strategies import SnapshotContext, Strategy
 
@@ -83,12 +84,8 @@ def link_prediction_loss(
     norms = rows.pow(2).sum(-1) if model.sparse_gradients else model.entity.pow(2).sum(1)[negatives]
     squared = (q * q).sum(-1, keepdim=True) + norms - 2 * torch.bmm(rows, q.unsqueeze(2)).squeeze(2)
     negative = squared.clamp_min(1e-9).sqrt()
-    if temperature > 0:
-        weights = torch.softmax(-temperature * negative.detach(), dim=1)
-    else:
-        weights = torch.full_like(negative, 1.0 / negative.shape[1])
     positive_loss = -F.logsigmoid(margin - positive).mean()
-    negative_loss = -(weights * F.logsigmoid(negative - margin)).sum(1).mean()
+    negative_loss = negative_sampling_term(-negative, metric="l2", margin=margin, temperature=temperature)
     return (positive_loss + negative_loss) / 2
 
 
@@ -104,11 +101,8 @@ def _inner_product_loss(
     (``-log s(s+) - sum_i p_i log s(-s'_i)``, no margin) plus the interaction's N3 penalty on the batch rows."""
     positive = (q * rows[2]).sum(-1)
     negative = torch.bmm(model.entity_rows(negatives), q.unsqueeze(2)).squeeze(2)
-    if temperature > 0:
-        weights = torch.softmax(temperature * negative.detach(), dim=1)
-    else:
-        weights = torch.full_like(negative, 1.0 / negative.shape[1])
-    loss = (-F.logsigmoid(positive).mean() - (weights * F.logsigmoid(-negative)).sum(1).mean()) / 2
+    negative_loss = negative_sampling_term(negative, metric="inner_product", margin=0.0, temperature=temperature)
+    loss = (-F.logsigmoid(positive).mean() + negative_loss) / 2
     penalty = model.interaction.penalty(*rows)
     return loss if penalty is None else loss + penalty
 

@@ -120,15 +120,7 @@ def test_lkge_weights_grow_with_training_counts(example_data):
 
 
 def test_closed_form_regularisation_gradient_matches_autograd(example_data):
-    kg = GrowingKG.load(example_data, upto=1)
-    config = fast_config("lkge")
-    config.lkge.regularization_weight = 0.3
-    strategy = get_strategy(config)
-    gen = torch.Generator().manual_seed(0)
-    ctx0 = SnapshotContext(kg=kg, index=0, device=torch.device("cpu"), generator=gen)
-    model = strategy.prepare(None, ctx0)
-    strategy.finish(model, ctx0)
-    model = strategy.prepare(model, SnapshotContext(kg=kg, index=1, device=torch.device("cpu"), generator=gen))
+    kg, strategy, model, _ = _lkge_at_snapshot_1(example_data, regularization_weight=0.3)
     with torch.no_grad():
         model.entity.add_(torch.randn_like(model.entity) * 0.1)
         model.relation.add_(torch.randn_like(model.relation) * 0.1)
