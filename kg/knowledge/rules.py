@@ -17,7 +17,8 @@ citizen_of(x, y)`` is the body ``(2 * born_in, 2 * located_in)`` of ``citizen_of
    product, and the reached pairs are counted with one elementwise product.
 
 Rules below ``min_confidence`` are dropped; the best ``max_rules_per_relation`` by confidence are kept. Mining is
-deterministic for a given ``seed``; :func:`rules_of` caches the rule set per fact table ("refreshed per bundle").
+deterministic for a given ``seed`` (each relation draws from its own stream, so relations are mined side by side
+in threads with the same result); :func:`rules_of` caches the rule set per fact table ("refreshed per bundle").
 A bundle written by the pipeline carries its rules (``BUNDLE/rules.json``, mined when the bundle is written,
 :mod:`evergraph.kg.knowledge.bundle_trust`); :func:`bundle_rules` reads them, and mines them on first use for a
 bundle without the file.
@@ -28,8 +29,11 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
+import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -196,6 +200,11 @@ class Adjacency:
         table = np.full(cells, len(self.row_keys), dtype=np.int32)
         table[self.row_keys] = np.arange(len(self.row_keys))
         return table
+
+    def prepare(self) -> None:
+        """Build what mining reads lazily (``row_class``, the ``row_of`` table, ``matrices``) now, so that threads
+        mining relations side by side find them built."""
+        _ = self.row_class, self._row_table, self.matrices
 
     def row_of(self, keys: np.ndarray) -> np.ndarray:
         """The rows of ``stacked`` of ``keys`` ``relation * N + source`` (its last, empty row where ``source``
@@ -532,19 +541,28 @@ def _confidences(
     return result
 
 
-def mine_rules(facts: FactTable, *, config: RuleConfig | None = None) -> RuleSet:
-    """Mine the rules of every relation of ``facts`` (module docstring); ``config`` defaults to ``RuleConfig()``."""
+def mine_rules(facts: FactTable, *, config: RuleConfig | None = None, workers: int | None = None) -> RuleSet:
+    """Mine the rules of every relation of ``facts`` (module docstring); ``config`` defaults to ``RuleConfig()``.
+
+    Relations are mined independently, each with its own random stream (seeded by ``config.seed`` and the
+    relation), so the rules do not depend on ``workers``: how many relations are mined at once in threads
+    (default None: the CPU cores this process may use, at most 4; the sparse products and sorts release the GIL,
+    1.5x faster on 2 cores). Each thread keeps its own lookup table of at most 64 MiB."""
     config = config or RuleConfig()
     started = time.perf_counter()
     adj = Adjacency(facts)
-    rng = np.random.default_rng(config.seed)
+    adj.prepare()  # the shared lazy parts, built once before the threads read them
     known = facts.facts[:, :3].numpy()
     per = min(config.samples_per_relation, _TABLE_CELLS // max(adj.num_entities, 1))
-    table = np.full(max(per, 1) * adj.num_entities, -1, dtype=np.int32)
     order = np.argsort(known[:, 1], kind="stable")
     relations, starts, totals = np.unique(known[order, 1], return_index=True, return_counts=True)
-    result = RuleSet()
-    for relation, start, total in zip(relations.tolist(), starts.tolist(), totals.tolist(), strict=True):
+    tables = threading.local()
+
+    def mine(relation: int, start: int, total: int) -> list[Rule]:
+        table = getattr(tables, "table", None)
+        if table is None:
+            table = tables.table = np.full(max(per, 1) * adj.num_entities, -1, dtype=np.int32)
+        rng = np.random.default_rng([config.seed, relation])
         rows = known[np.sort(order[start : start + total])]
         if len(rows) > config.samples_per_relation:
             rows = rows[rng.choice(len(rows), size=config.samples_per_relation, replace=False)]
@@ -560,11 +578,31 @@ def mine_rules(facts: FactTable, *, config: RuleConfig | None = None) -> RuleSet
                 coverage = hit / len(rows)
                 rules.append(Rule(relation, body, round(confidence, 4), round(coverage * total, 1), round(coverage, 4)))
         rules.sort(key=lambda rule: (-rule.confidence, -rule.support, rule.body))
-        if rules:
-            result.rules[int(relation)] = rules[: config.max_rules_per_relation]
+        return rules[: config.max_rules_per_relation]
+
+    jobs = sorted(zip(relations.tolist(), starts.tolist(), totals.tolist(), strict=True), key=lambda job: -job[2])
+    workers = min(workers or _usable_cores(), 4, max(len(jobs), 1))
+    if workers > 1:  # the largest relations first, so that no thread is left with one big relation at the end
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evergraph-rules") as pool:
+            mined = dict(zip((job[0] for job in jobs), pool.map(lambda job: mine(*job), jobs), strict=True))
+    else:
+        mined = {job[0]: mine(*job) for job in jobs}
+    result = RuleSet()
+    for relation in relations.tolist():
+        if mined[relation]:
+            result.rules[int(relation)] = mined[relation]
     result.seconds = time.perf_counter() - started
-    logger.info("mined %d rules over %d facts in %.1fs", len(result), len(known), result.seconds)
+    logger.info(
+        "mined %d rules over %d facts in %.1fs (%d thread(s))", len(result), len(known), result.seconds, workers
+    )
     return result
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 _CACHE: weakref.WeakKeyDictionary[FactTable, RuleSet] = weakref.WeakKeyDictionary()
