@@ -104,7 +104,7 @@ def measure(bundle: Bundle, *, kg: GrowingKG, snapshot: int, max_test: int) -> d
     test = in_bundle_ids(bundle, kg, torch.cat([s.test for s in kg.snapshots[: snapshot + 1]]))
     if len(test) > max_test:
         test = test[torch.randperm(len(test), generator=generator)[:max_test]]
-    true = {tuple(x) for x in in_bundle_ids(bundle, kg, torch.cat([s.facts for s in kg.snapshots])).tolist()}
+    true = in_bundle_ids(bundle, kg, torch.cat([s.facts for s in kg.snapshots]))
     negatives = hard_negatives(test, facts=bundle.facts, true=true, generator=generator)
 
     def check(rows: torch.Tensor) -> list:

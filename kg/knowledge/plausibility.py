@@ -155,26 +155,41 @@ def _sigmoid(x: float) -> float:
 
 
 def hard_negatives(
-    triples: torch.Tensor, *, facts: FactTable, true: set[tuple[int, int, int]], generator: torch.Generator
+    triples: torch.Tensor, *, facts: FactTable, true: torch.Tensor, generator: torch.Generator, draws: int = 10
 ) -> torch.Tensor:
     """One type-consistent hard negative per fact ``[n, 3]``: the tail replaced by an entity seen in the
-    relation's tail position in ``facts`` (uniformly among them), drawn again (up to 10 times) while the result is
-    in ``true`` or the tail itself; facts for which none is found are dropped. Returns ``[m, 3]``, ``m <= n``."""
-    tails_of: dict[int, torch.Tensor] = {}
-    known = facts.facts
-    for relation in torch.unique(triples[:, 1]).tolist():
-        tails_of[relation] = torch.unique(known[known[:, 1] == relation, 2])
-    out: list[tuple[int, int, int]] = []
-    for h, r, t in triples.tolist():
-        pool = tails_of.get(r)
-        if pool is None or len(pool) < 2:
-            continue
-        for _ in range(10):
-            candidate = int(pool[int(torch.randint(len(pool), (1,), generator=generator))])
-            if candidate != t and (h, r, candidate) not in true:
-                out.append((h, r, candidate))
-                break
-    return torch.tensor(out, dtype=torch.long).reshape(-1, 3)
+    relation's tail position in ``facts`` (uniformly among them), the first of ``draws`` (default 10) draws that is
+    neither a ``true`` triple (``[m, 3]``, base ids) nor the tail itself; facts for which none is found (or whose
+    relation has fewer than two such tails) are dropped. All facts are drawn for at once. Returns ``[k, 3]``,
+    ``k <= n``, in the order of ``triples``."""
+    triples = torch.as_tensor(triples, dtype=torch.long).reshape(-1, 3)
+    if len(triples) == 0:
+        return triples.clone()
+    # the pools: every relation's distinct tails, relation by relation
+    pairs = torch.unique(facts.facts[:, 1] * facts.num_entities + facts.facts[:, 2])  # 1-D: unique(dim=0) is slow
+    pools = torch.stack([pairs // facts.num_entities, pairs % facts.num_entities], dim=1)
+    sizes = torch.bincount(pools[:, 0], minlength=facts.num_relations)
+    offsets = torch.cumsum(sizes, 0) - sizes
+    h, r, t = triples.unbind(1)
+    size = sizes[r.clamp(0, facts.num_relations - 1)] * ((r >= 0) & (r < facts.num_relations))
+    drawn = (torch.rand(len(triples), draws, generator=generator) * size.unsqueeze(1)).long()
+    drawn = torch.minimum(drawn, (size - 1).clamp(min=0).unsqueeze(1))
+    candidate = pools[(offsets[r.clamp(0, facts.num_relations - 1)].unsqueeze(1) + drawn).clamp(max=len(pools) - 1), 1]
+    # "is it true?" as sorted integer keys of (head, relation, tail)
+    true = torch.as_tensor(true, dtype=torch.long).reshape(-1, 3)
+    both = torch.cat([true, triples])
+    width = max(int(both[:, [0, 2]].max()) + 1, facts.num_entities)
+    relations = max(int(both[:, 1].max()) + 1, facts.num_relations)
+    known = torch.unique((true[:, 0] * relations + true[:, 1]) * width + true[:, 2])
+    keys = ((h * relations + r) * width).unsqueeze(1) + candidate
+    is_true = torch.zeros_like(keys, dtype=torch.bool)
+    if len(known):
+        is_true = known[torch.searchsorted(known, keys).clamp(max=len(known) - 1)] == keys
+    usable = (candidate != t.unsqueeze(1)) & ~is_true & (size >= 2).unsqueeze(1)
+    first = usable.int().argmax(1)
+    chosen = candidate[torch.arange(len(triples)), first]
+    keep = usable.any(1)
+    return torch.stack([h, r, chosen], dim=1)[keep]
 
 
 @torch.no_grad()
@@ -264,7 +279,7 @@ def fit_plausibility(
     generator = torch.Generator().manual_seed(config.seed)
     if len(valid) > config.max_valid:
         valid = valid[torch.randperm(len(valid), generator=generator)[: config.max_valid]]
-    true = {tuple(x) for x in facts.facts[:, :3].tolist()} | {tuple(x) for x in valid.tolist()}
+    true = torch.cat([facts.facts[:, :3], valid])
     negatives = hard_negatives(valid, facts=facts, true=true, generator=generator)
     if len(valid) == 0 or len(negatives) == 0:
         raise PlausibilityError(

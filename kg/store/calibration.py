@@ -134,13 +134,9 @@ def filtered_top_k(
     queries = model.query(entities.to(model.device), relations.to(model.device)).float()
     table = model.entity.detach().float()
     scores = model.interaction.candidate_scores(queries, table).cpu()
-    rows: list[int] = []
-    cols: list[int] = []
-    for i, (e, r) in enumerate(zip(entities.tolist(), relations.tolist(), strict=True)):
-        known = facts.answers(e, r).tolist() + [e]
-        rows += [i] * len(known)
-        cols += known
-    scores[rows, cols] = -math.inf
+    query, answer = facts.answers_many(entities, relations)
+    scores[query, answer] = -math.inf  # the known answers
+    scores[torch.arange(len(entities)), entities.long()] = -math.inf  # and the query entity itself
     k = min(k, scores.shape[1])
     top, ids = scores.topk(k, dim=1)
     return top, ids.masked_fill(~torch.isfinite(top), -1)

@@ -107,6 +107,21 @@ class FactTable:
         begin, end = self._range(base, base + self.num_entities)
         return self._other[begin:end]
 
+    def answers_many(self, entities: torch.Tensor, relations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`answers` of many queries at once (``entities``/``relations`` ``[b]``, model relation ids):
+        ``(query, answer)``, two ``LongTensor`` of equal length, one pair per known answer of ``query`` (queries in
+        order, each one's answers sorted). Vectorised: two binary searches per query."""
+        entities, relations = (
+            torch.as_tensor(entities).long().reshape(-1),
+            torch.as_tensor(relations).long().reshape(-1),
+        )
+        low = (entities * self._width + relations) * self.num_entities
+        begin = torch.searchsorted(self._key, low)
+        counts = torch.searchsorted(self._key, low + self.num_entities) - begin
+        query = torch.repeat_interleave(torch.arange(len(entities)), counts)
+        starts = torch.repeat_interleave(begin - (torch.cumsum(counts, 0) - counts), counts)
+        return query, self._other[starts + torch.arange(len(query))]
+
     def has_answers(self, entities: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         """Bool tensor of ``entities``' shape: whether ``(entities[i], relations[i], ?)`` (model relation ids,
         same shape) has a known answer. Vectorised: two binary searches per query (:meth:`answer_counts`)."""

@@ -67,3 +67,19 @@ def test_contains_many_and_answer_counts_are_vectorised_contains_and_answers() -
     relations = torch.arange(4).repeat(5)
     counts = [len(facts.answers(int(e), int(r))) for e, r in zip(entities, relations, strict=True)]
     assert facts.answer_counts(entities, relations).tolist() == counts
+
+
+def test_answers_many_is_vectorised_answers() -> None:
+    facts = table()
+    entities = torch.arange(5).repeat_interleave(4).flip(0)
+    relations = torch.arange(4).repeat(5)
+    query, answer = facts.answers_many(entities, relations)
+    expected = [
+        (i, a)
+        for i, (e, r) in enumerate(zip(entities, relations, strict=True))
+        for a in facts.answers(int(e), int(r)).tolist()
+    ]
+    assert list(zip(query.tolist(), answer.tolist(), strict=True)) == expected
+    assert len(expected) == 2 * len(FACTS)
+    empty = FactTable(torch.empty(0, 4, dtype=torch.long), num_entities=3, num_relations=1)
+    assert [len(x) for x in empty.answers_many(torch.tensor([0, 2]), torch.tensor([1, 0]))] == [0, 0]

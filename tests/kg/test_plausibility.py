@@ -19,6 +19,7 @@ from evergraph.kg.knowledge.plausibility import (
     read_triples_file,
 )
 from evergraph.kg.store.bundle import Bundle
+from evergraph.kg.store.facts import FactTable
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,9 @@ def test_hard_negatives_are_type_consistent_and_false(bundle: Bundle, example_da
     valid = bundle_valid_facts(bundle, example_data)
     assert len(valid) > 50
     true = {tuple(x) for x in bundle.facts.facts[:, :3].tolist()} | {tuple(x) for x in valid.tolist()}
-    negatives = hard_negatives(valid, facts=bundle.facts, true=true, generator=torch.Generator().manual_seed(0))
+    negatives = hard_negatives(
+        valid, facts=bundle.facts, true=torch.tensor(sorted(true)), generator=torch.Generator().manual_seed(0)
+    )
     assert len(negatives) > 0.8 * len(valid)
     known = bundle.facts.facts
     for h, r, t in negatives.tolist():
@@ -77,7 +80,9 @@ def test_true_new_facts_pass_and_corrupted_ones_are_suspects(
         for h, r, t in everything
         if h in bundle.entities and t in bundle.entities and r in bundle.relations
     }
-    negatives = hard_negatives(ids, facts=bundle.facts, true=true, generator=torch.Generator().manual_seed(1))
+    negatives = hard_negatives(
+        ids, facts=bundle.facts, true=torch.tensor(sorted(true)), generator=torch.Generator().manual_seed(1)
+    )
     wrong = [(_label(bundle, h), bundle.relations.label(r), _label(bundle, t)) for h, r, t in negatives.tolist()]
     false_rows = check_labelled(bundle, plausibility, wrong)
     held_true = sum(r["suspect"] for r in true_rows) / len(true_rows)
@@ -145,3 +150,22 @@ def test_triples_file_errors_name_file_and_line(tmp_path: Path) -> None:
         read_triples_file(bad)
     with pytest.raises(PlausibilityError, match="does not exist"):
         read_triples_file(tmp_path / "missing.txt")
+
+
+def test_hard_negatives_draw_from_the_relation_tails_and_skip_what_cannot_be_corrupted() -> None:
+    # relation 0 has tails {1, 2, 3}; relation 1 only tail 4 (no other tail to swap in)
+    facts = FactTable(
+        torch.tensor([[0, 0, 1, 0], [5, 0, 2, 0], [6, 0, 3, 0], [0, 1, 4, 0], [5, 1, 4, 0]]),
+        num_entities=7,
+        num_relations=2,
+    )
+    true = facts.facts[:, :3]
+    triples = torch.tensor([[0, 0, 1], [0, 1, 4], [5, 0, 2]])
+    negatives = hard_negatives(triples, facts=facts, true=true, generator=torch.Generator().manual_seed(0))
+    assert negatives[:, :2].tolist() == [[0, 0], [5, 0]]  # relation 1's fact dropped; order kept
+    assert negatives[0, 2].item() in (2, 3) and negatives[1, 2].item() in (1, 3)
+    # every other tail of head 0 is true: nothing is left to draw for it
+    crowded = torch.cat([true, torch.tensor([[0, 0, 2], [0, 0, 3]])])
+    only = hard_negatives(triples[:1], facts=facts, true=crowded, generator=torch.Generator().manual_seed(0))
+    assert len(only) == 0
+    assert len(hard_negatives(triples[:0], facts=facts, true=true, generator=torch.Generator())) == 0
