@@ -449,6 +449,23 @@ class GrowingKG:
         self._known: set[int] = set()  # _fact_key of every stored fact (all splits, all snapshots)
         self._train_cache: dict[int, torch.Tensor] = {}
         self._known_cache: dict[int, torch.Tensor] = {}
+        self._view = False  # a prefix view (:meth:`prefix`): read-only
+
+    def prefix(self, upto: int) -> GrowingKG:
+        """Snapshots ``0..upto`` as :meth:`load` ``(..., upto=upto)`` would give them, without reading anything:
+        ids are append-only and a snapshot's ingest depends only on the snapshots before it, so the vocabularies
+        are prefixes and the snapshots are shared (so are the cached fact tensors, keyed by snapshot). The view is
+        read-only (:meth:`ingest` refuses it); ``self`` when ``upto`` is the last snapshot."""
+        self._check_upto(upto)
+        if upto == len(self.snapshots) - 1:
+            return self
+        last = self.snapshots[upto]
+        view = GrowingKG(self.entities.prefix(last.num_entities), self.relations.prefix(last.num_relations))
+        view.snapshots = self.snapshots[: upto + 1]
+        view.entity_names, view.relation_names = self.entity_names, self.relation_names
+        view._train_cache, view._known_cache = self._train_cache, self._known_cache
+        view._view = True
+        return view
 
     def __repr__(self) -> str:
         return (
@@ -488,6 +505,8 @@ class GrowingKG:
         are the same as in the original run (labels not yet seen lie beyond them); if a resumed vocabulary's
         ids are not in first-appearance order, a warning says how many ids below the bound were never trained.
         """
+        if self._view:
+            raise ValueError("a prefix view of a loaded graph is read-only; ingest into the graph it was taken from")
         expected_index = len(self.snapshots)
         if index is not None and index != expected_index:
             raise ValueError(
@@ -771,7 +790,9 @@ def load_shared(dataset_dir: str | os.PathLike[str], *, upto: int | None = None,
 
     The shared instance is reused only while every file it read keeps its inode, size and modification and change
     times (a changed file means a fresh load; content hashes are still checked where history matters); the last
-    4 loads are kept. Treat the result as read-only: never ingest into it.
+    4 loads are kept. A load of fewer snapshots is a view (:meth:`GrowingKG.prefix`) of a kept load of the whole
+    source whose files are all unchanged, so a run that loaded its source once reads nothing again for each step.
+    Treat the result as read-only: never ingest into it.
     """
     root = Path(dataset_dir)
     key = _files_signature(root, upto, format)
@@ -779,7 +800,14 @@ def load_shared(dataset_dir: str | os.PathLike[str], *, upto: int | None = None,
     with _SHARED_LOCK:  # one load at a time: a second reader of the same data waits for the first
         kg = _SHARED_LOADS.get(key)
         if kg is None:
-            kg = GrowingKG.load(root, upto=upto, format=format)
+            whole_key = _files_signature(root, None, format)
+            whole = _SHARED_LOADS.get(whole_key)
+            if whole is not None:  # every file unchanged since the whole source was loaded: a view of it
+                _SHARED_LOADS.move_to_end(whole_key)  # kept while its views come and go
+                kg = whole.prefix(upto)
+                logger.debug("snapshots of %s up to %s taken from its whole load", root, upto)
+            else:
+                kg = GrowingKG.load(root, upto=upto, format=format)
             _SHARED_LOADS[key] = kg
             while len(_SHARED_LOADS) > _SHARED_MAX:
                 _SHARED_LOADS.popitem(last=False)

@@ -10,6 +10,7 @@ lines ending in ``\\n``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -109,6 +110,15 @@ class Vocabulary:
         clone = Vocabulary(kind=self.kind)
         clone._labels = list(self._labels)
         clone._ids = dict(self._ids)
+        return clone
+
+    def prefix(self, size: int) -> Vocabulary:
+        """An independent vocabulary of the first ``size`` labels (what this one was when it held ``size``)."""
+        if not 0 <= size <= len(self._labels):
+            raise IndexError(f"no prefix of {size} {self.kind} labels: the vocabulary holds {len(self._labels)}")
+        clone = Vocabulary(kind=self.kind)
+        clone._labels = self._labels[:size]
+        clone._ids = dict(itertools.islice(self._ids.items(), size))  # insertion order is id order
         return clone
 
     def is_prefix_of(self, other: Vocabulary) -> bool:

@@ -552,3 +552,42 @@ def test_load_shared_reuses_one_load_until_a_file_changes(example_data, tmp_path
     train.write_text("".join(train.read_text().splitlines(keepends=True)[:-1]))
     changed = load_shared(data, upto=1)
     assert changed is not first and len(changed.snapshots[1].train) == len(first.snapshots[1].train) - 1
+
+
+def test_a_prefix_of_the_whole_load_is_the_load_up_to_that_snapshot(example_data) -> None:
+    whole = GrowingKG.load(example_data)
+    for upto in range(len(whole.snapshots)):
+        view, fresh = whole.prefix(upto), GrowingKG.load(example_data, upto=upto)
+        assert view.entities.labels == fresh.entities.labels and view.relations.labels == fresh.relations.labels
+        assert view.entities.get(fresh.entities.label(len(fresh.entities) - 1)) == len(fresh.entities) - 1
+        if len(fresh.entities) < len(whole.entities):  # a later entity is not in the view
+            assert whole.entities.label(len(fresh.entities)) not in view.entities
+        assert [s.content_hash for s in view.snapshots] == [s.content_hash for s in fresh.snapshots]
+        assert torch.equal(view.known_facts(upto), fresh.known_facts(upto))
+        assert torch.equal(view.train_facts(upto), fresh.train_facts(upto))
+        assert torch.equal(view.retired_entities(upto), fresh.retired_entities(upto))
+    assert whole.prefix(len(whole.snapshots) - 1) is whole
+    with pytest.raises(IndexError):
+        whole.prefix(len(whole.snapshots))
+    with pytest.raises(ValueError, match="read-only"):
+        whole.prefix(0).ingest(example_data / "1")
+
+
+def test_load_shared_serves_fewer_snapshots_from_the_whole_load(example_data, tmp_path) -> None:
+    import shutil
+
+    from evergraph.kg.engine.ingest import load_shared
+
+    data = tmp_path / "data"
+    shutil.copytree(example_data, data)
+    whole = load_shared(data)
+    view = load_shared(data, upto=1)
+    assert view.snapshots[1] is whole.snapshots[1] and len(view.snapshots) == 2  # nothing read again
+    assert load_shared(data, upto=1) is view
+    later = data / "2" / "test.txt"  # a later snapshot changed: the view still holds what 0..1 say
+    later.write_text("".join(later.read_text().splitlines(keepends=True)[:-1]))
+    assert load_shared(data, upto=1) is view and load_shared(data) is not whole
+    train = data / "1" / "train.txt"  # its own files changed: read again, not taken from a stale whole load
+    train.write_text("".join(train.read_text().splitlines(keepends=True)[:-1]))
+    again = load_shared(data, upto=1)
+    assert again is not view and len(again.snapshots[1].train) == len(view.snapshots[1].train) - 1

@@ -164,3 +164,13 @@ def test_load_collects_every_problem(tmp_path: Path) -> None:
     with pytest.raises(VocabularyFileError) as info:
         Vocabulary.load(path)
     assert [p.line for p in info.value.problems] == [2, 3]
+
+
+def test_prefix_is_the_vocabulary_as_it_was() -> None:
+    vocab = Vocabulary(["a", "b", "c"], kind="entity")
+    first = vocab.prefix(2)
+    assert first.labels == ["a", "b"] and first.id("b") == 1 and "c" not in first and first.kind == "entity"
+    first.add("z")  # independent of the vocabulary it came from
+    assert "z" not in vocab and vocab.prefix(3).labels == vocab.labels and len(vocab.prefix(0)) == 0
+    with pytest.raises(IndexError):
+        vocab.prefix(4)
