@@ -66,7 +66,7 @@ def check_snapshot_facts(
         "suspects": len(suspects),
         "report": str(path),
     }
-    write_json(path, {**summary, "facts": rows})
+    write_json(path, {**summary, "facts": rows}, indent=None)  # one line per fact would be slow to write
     ordered = suspects + [row for row in rows if not row["suspect"]]
     table = [
         {k: row[k] for k in ("head", "relation", "tail", "probability", "reason", "suspect")}
@@ -129,7 +129,7 @@ def quarantine_snapshot(
     )
     curated.point_run(run_dir)
     if report is not None and checked is not None:
-        write_json(Path(checked["report"]), {**report, "held": result["held"]})
+        write_json(Path(checked["report"]), {**report, "held": result["held"]}, indent=None)
     if not result["resumed"]:
         events.info(
             "snapshot %d: %d suspect fact(s) held out of training (`evergraph quarantine list`), %d released "
