@@ -281,11 +281,16 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
     from evergraph.kg.engine.example import write_example_dataset
 
     work = RUNS / "pipeline-overhead"
+    if args.report_only:  # the last measurement's walls and runs, reported again (e.g. after the report changed)
+        measured = json.loads((work / "walls.json").read_text())
+        data = Path(measured["data"])
+        return _orchestration_report(args, work=work, data=data, **measured["walls"], machine_line=measured["machine"])
     shutil.rmtree(work, ignore_errors=True)
     if args.pipeline_data:
         data = Path(args.pipeline_data)
     else:
         data = write_example_dataset(work / "example-data", seed=0)
+    machine_line = machine()
     python = [sys.executable, "-m", "evergraph.flows.cli"]
     options = ["--strategy", "lkge", "--model", "transe", "--seed", "0", "--device", "cpu", "--quiet"]
     if args.pipeline_epochs:
@@ -308,6 +313,24 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
         [*python, "run", "--data", str(data), "--home", str(home), *options],
         env={"PREFECT_HOME": str(home / "prefect")},
     )
+    walls = {"startup": startup, "engine": engine, "pipeline": pipeline, "rerun": rerun}
+    (work / "walls.json").write_text(json.dumps({"data": str(data), "machine": machine_line, "walls": walls}))
+    return _orchestration_report(args, work=work, data=data, **walls, machine_line=machine_line)
+
+
+def _orchestration_report(
+    args: argparse.Namespace,
+    *,
+    work: Path,
+    data: Path,
+    startup: float,
+    engine: float,
+    pipeline: float,
+    rerun: float,
+    machine_line: str,
+) -> str:
+    """The section of one measurement: the four walls and what the two runs left in ``work``."""
+    home = work / "home"
     overhead = pipeline - startup - engine
     share = overhead / engine
     # the two runs should train the same epochs, but on a multi-threaded CPU their floats can drift apart from the
@@ -318,6 +341,18 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
         for name, path in (("engine", work / "engine" / "metrics.json"),
                            ("pipeline", next((home / "runs").glob("*/metrics.json"))))
     }  # fmt: skip
+    evaluated = {
+        name: sum(float(e.get("eval_seconds", 0.0)) for e in json.loads(path.read_text())["snapshots"])
+        for name, path in (("engine", work / "engine" / "metrics.json"),
+                           ("pipeline", next((home / "runs").glob("*/metrics.json"))))
+    }  # fmt: skip
+    # within the pipeline's own run: its wall less its own training and evaluation, Prefect's start-up and what the
+    # bare engine spends outside training and evaluation (start, imports, loading, checkpoints). Unlike the
+    # difference of the two walls it does not move when the machine runs one of the two runs faster (measured: the
+    # same epochs 10% apart between the two runs on an otherwise idle VM)
+    bare_rest = engine - trained["engine"] - evaluated["engine"]
+    within = pipeline - startup - trained["pipeline"] - evaluated["pipeline"] - bare_rest
+    own_engine = trained["pipeline"] + evaluated["pipeline"] + bare_rest
     epochs = {
         name: [int(e["epochs"]) for e in json.loads(path.read_text())["snapshots"]]
         for name, path in (("engine", work / "engine" / "metrics.json"),
@@ -334,12 +369,16 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
     tasks = json.loads(read.stdout.strip().splitlines()[-1])
     checking = tasks.get("check-plausibility", 0.0)
     mining = sum(json.loads(p.read_text()).get("seconds", 0.0) for p in (home / "bundles").glob("*/rules.json"))
-    proper = adjusted - checking - mining
+    proper = within - checking - mining
     snapshots = len([p for p in data.iterdir() if p.is_dir() and p.name.isdigit()])
+
+    def verdict(part: float) -> str:
+        return "met" if part < 0.10 else "not met"
+
     lines = [
         "## Orchestration overhead (`bench/pipeline.py --sections orchestration`)",
         "",
-        f"- {machine()}",
+        f"- {machine_line}",
         f"- data: `{data.relative_to(ROOT) if data.is_relative_to(ROOT) else data}` ({snapshots} snapshots), "
         f"strategy lkge, TransE, seed 0{', max epochs ' + str(args.pipeline_epochs) if args.pipeline_epochs else ''}",
         "",
@@ -354,11 +393,17 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
                 ["training s (bare engine / pipeline's)", f"{trained['engine']:.1f} / {trained['pipeline']:.1f}"],
                 ["epochs per snapshot (bare engine / pipeline's)", f"{epochs['engine']} / {epochs['pipeline']}"],
                 ["overhead less the pipeline's extra training", f"{adjusted:.1f} ({100 * adjusted / engine:.0f}%)"],
+                ["evaluation s (bare engine / pipeline's)", f"{evaluated['engine']:.1f} / {evaluated['pipeline']:.1f}"],
+                [
+                    "**overhead within the pipeline's run** (its wall less start-up, its own training and "
+                    "evaluation, and the bare engine's time outside them)",
+                    f"**{within:.1f}** ({100 * within / own_engine:.1f}% of its engine work, {own_engine:.1f} s)",
+                ],
                 ["... of which the plausibility check of new facts (its tasks)", f"{checking:.1f}"],
                 ["... of which rule mining for explanations (`rules.json`)", f"{mining:.1f}"],
                 [
                     "orchestration proper (the rest: Prefect, MLflow, bundles, index, gate, ingest)",
-                    f"{proper:.1f} ({100 * proper / engine:.1f}%)",
+                    f"{proper:.1f} ({100 * proper / own_engine:.1f}%)",
                 ],
                 [
                     "seconds per task name (Prefect; concurrent tasks overlap)",
@@ -367,13 +412,13 @@ def orchestration_section(args: argparse.Namespace) -> str | None:
             ],
         ),
         "",
-        f"Goal: overhead < 10% of the engine plus Prefect's start-up: **{'met' if share < 0.10 else 'not met'}** "
-        f"(**{'met' if adjusted / engine < 0.10 else 'not met'}** once the training time of epochs the bare engine "
-        "did not train is counted as engine work; "
-        f"**{'met' if proper / engine < 0.10 else 'not met'}** for orchestration proper, the trust features' "
-        "computations left out). "
+        f"Goal: overhead < 10% of the engine plus Prefect's start-up: **{verdict(within / own_engine)}** "
+        "within the pipeline's own run, the measure that does not depend on both runs getting the same machine "
+        f"speed (the difference of the two walls: {verdict(share)}, {verdict(adjusted / engine)} less the training "
+        f"seconds the two runs spent differently); **{verdict(proper / own_engine)}** for orchestration proper, "
+        "the trust features' computations left out. "
         "The overhead is per snapshot (about "
-        f"{overhead / max(snapshots, 1):.1f} s: MLflow run and version, artifacts, index build, bundle, gate "
+        f"{within / max(snapshots, 1):.1f} s: MLflow run and version, artifacts, index build, bundle, gate "
         "evaluation, Prefect task and artifact calls), so its share shrinks as training per snapshot grows.",
     ]
     return "\n".join(lines) + "\n"
@@ -397,6 +442,11 @@ def main() -> int:
         "--pipeline-data", default=None, help="orchestration: snapshots dir (default: the example KG, generated)"
     )
     parser.add_argument("--pipeline-epochs", type=int, default=None, help="orchestration: max epochs (default 200)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="orchestration: run nothing, report the last measurement again (bench/runs/pipeline-overhead)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(THREADS)
