@@ -25,6 +25,7 @@ from evergraph.kg.engine.comparison import (
     EarlierTestSetsComparison,
     compare_on_earlier_test_sets,
     compare_on_new_test_set,
+    triples_per_test_set,
 )
 from evergraph.kg.engine.config import EvaluationConfig
 from evergraph.kg.engine.evaluation import CandidateSample, ranking_label
@@ -111,7 +112,8 @@ def plan_comparison(
     nothing to rank (``None``: no champion, or a different kind of model; ``{"cannot_compare": reason}``: the
     champion knows entities or relations the new version lacks; ``{"same_version": v}``: ``lineage`` (default
     None: not checked) and ``snapshot`` are what the pointer already serves, an interrupted promotion), else
-    ``{"champion_version", "test_sets"}``: the new test set first, then every earlier one the champion saw."""
+    ``{"champion_version", "test_sets", "ranking", "max_triples"}``: the new test set first, then every earlier
+    one the champion saw, and the triples to rank per earlier set (a budget over all of them)."""
     run_logger = get_run_logger()
     evergraph_home = EvergraphHome.resolve(home)
     if not evergraph_home.champion_pointer.exists():
@@ -144,7 +146,12 @@ def plan_comparison(
         return {"outcome": {"cannot_compare": reason, "champion_version": champion.version}}
     earlier = list(range(min(champion.snapshot, snapshot - 1) + 1))
     ranking = ranking_label(_sample(run_dir, champion.model.num_entities))
-    return {"champion_version": champion.version, "test_sets": [snapshot, *earlier], "ranking": ranking}
+    return {
+        "champion_version": champion.version,
+        "test_sets": [snapshot, *earlier],
+        "ranking": ranking,
+        "max_triples": triples_per_test_set(len(earlier)),  # the gate's cost stays flat as history grows
+    }
 
 
 @task(
@@ -155,13 +162,21 @@ def plan_comparison(
     retry_condition_fn=retry_unless_final,
 )
 def compare_test_set(
-    *, home: str | None, source: str, run_dir: str, snapshot: int, test_set: int, champion_version: str
+    *,
+    home: str | None,
+    source: str,
+    run_dir: str,
+    snapshot: int,
+    test_set: int,
+    champion_version: str,
+    max_triples: int | None = 5000,
 ) -> dict[str, Any]:
     """Both versions ranked on test set ``test_set`` against the champion's entities: ``{"new": ...}`` (the
     shared part of the new test set, ``test_set == snapshot``) or ``{"earlier": ...}`` (an earlier test set),
     as :func:`evergraph.kg.engine.comparison.compare_on_new_test_set` / ``compare_on_earlier_test_sets`` give
     them. ``champion_version`` is the champion the comparison was planned with; a pointer that moved since is
-    an error."""
+    an error. ``max_triples`` (default 5,000; the plan gives
+    :func:`~evergraph.kg.engine.comparison.triples_per_test_set`) caps the triples of an earlier test set."""
     champion = _champion(EvergraphHome.resolve(home))
     if champion.version != champion_version:
         raise EvergraphError(
@@ -175,7 +190,13 @@ def compare_test_set(
         result = compare_on_new_test_set(new=new, champion=champion.model, kg=kg, snapshot=snapshot, sample=sample)
         return {"new": result.to_dict()}
     earlier = compare_on_earlier_test_sets(
-        new=new, champion=champion.model, kg=kg, snapshot=snapshot, test_sets=[test_set], sample=sample
+        new=new,
+        champion=champion.model,
+        kg=kg,
+        snapshot=snapshot,
+        test_sets=[test_set],
+        sample=sample,
+        max_triples=max_triples,
     )
     return {"earlier": earlier.to_dict()}
 
@@ -230,7 +251,9 @@ def submit_comparison(
         return PendingComparison(outcome=plan["outcome"])
     common = {"home": home, "source": source, "run_dir": run_dir, "snapshot": snapshot}
     futures = [
-        compare_test_set.submit(**common, test_set=j, champion_version=plan["champion_version"])
+        compare_test_set.submit(
+            **common, test_set=j, champion_version=plan["champion_version"], max_triples=plan["max_triples"]
+        )
         for j in plan["test_sets"]
     ]
     return PendingComparison(champion_version=plan["champion_version"], ranking=plan["ranking"], futures=futures)

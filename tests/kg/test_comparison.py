@@ -75,3 +75,25 @@ def test_earlier_test_sets_can_be_sampled(example_data: Path, run: RunPaths) -> 
     every = compare_on_earlier_test_sets(new=new, champion=champion, kg=kg, snapshot=1, test_sets=[0], max_triples=None)
     assert sampled.queries == 20 < every.queries == len(kg.snapshots[0].test)
     assert sampled == again  # the same sample each time, for both versions
+
+
+def test_the_gates_budget_over_earlier_test_sets_stays_flat() -> None:
+    from evergraph.kg.engine.comparison import EARLIER_TRIPLES, MIN_TRIPLES_PER_SET, triples_per_test_set
+
+    assert triples_per_test_set(1) == EARLIER_TRIPLES and triples_per_test_set(0) == EARLIER_TRIPLES
+    assert triples_per_test_set(4) == EARLIER_TRIPLES // 4
+    for sets in range(1, 10):  # the total stays at the budget until the per-set floor takes over
+        assert triples_per_test_set(sets) * sets <= EARLIER_TRIPLES
+    assert triples_per_test_set(50) == MIN_TRIPLES_PER_SET
+
+
+def test_the_cap_bounds_the_triples_ranked_per_earlier_test_set(example_data: Path, run: RunPaths) -> None:
+    champion, new = version(run, 0), version(run, 1)
+    kg = GrowingKG.load(example_data, upto=1)
+    options = {"new": new, "champion": champion, "kg": kg, "snapshot": 1, "test_sets": [0]}
+    few, more = (
+        compare_on_earlier_test_sets(**options, max_triples=10),
+        compare_on_earlier_test_sets(**options, max_triples=25),
+    )
+    assert few.queries == 10 and more.queries == 25
+    assert few.champion_mrr != more.champion_mrr or few.new_mrr != more.new_mrr  # other triples were added
